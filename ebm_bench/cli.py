@@ -1,0 +1,158 @@
+"""`ebm-bench`: a thin command line over the Python API (`ebm_bench.api`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from rich.console import Console
+from rich.markup import escape
+
+from . import __version__
+from .api import run
+from .config import Budget, OptimConfig, RunConfig
+from .data import DATASETS
+from .errors import EbmBenchError
+from .method import available_methods, load_plugin
+from .nets import MLPConfig
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+
+
+def _option(text: str) -> tuple[str, object]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, e.g. gamma=0.7; got {text!r}")
+    for parse in (int, float):
+        try:
+            return name.strip(), parse(raw)
+        except ValueError:
+            pass
+    lowered = raw.strip().lower()
+    return name.strip(), {"true": True, "false": False, "none": None}.get(lowered, raw)
+
+
+def _add_run_parser(subparsers) -> None:
+    p = subparsers.add_parser("run", help="train methods under one matched budget",
+                              description="Train each method x seed with identical data order, networks, "
+                                          "optimiser and budget; write one run directory per run.")
+    p.add_argument("--methods", required=True, help="comma-separated method names (see `ebm-bench list`)")
+    p.add_argument("--dataset", default="mnist", help="dataset name (default: mnist)")
+    p.add_argument("--data-root", help="where datasets live (default: $EBM_BENCH_DATA, then ~/.cache/ebm-bench/data)")
+    p.add_argument("--no-download", action="store_true", help="never try to download missing data")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="budget in training steps (default: 2000)")
+    budget.add_argument("--images", type=int, help="budget in real images seen")
+    budget.add_argument("--seconds", type=float, help="budget in wall-clock seconds of training")
+    p.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated seeds (default: 0)")
+    p.add_argument("--out", default="runs", help="output directory for run folders (default: runs)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                   help="a Python file registering extra methods (repeatable)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--image-size", type=int, help="image side (MNIST: 32 zero-padded, or 28)")
+    p.add_argument("--margin", type=float, help="margin for methods that take one (default: dataset's, MNIST 10)")
+    p.add_argument("-o", "--option", type=_option, action="append", default=[], metavar="NAME=VALUE",
+                   help="a method option, e.g. -o gamma=0.7 -o pt_weight=0.1 (goes to methods that have it)")
+    arch = p.add_argument_group("architecture (the paper's MLPs; default: its best EBGAN)")
+    defaults = MLPConfig()
+    arch.add_argument("--n-layer-g", type=int, default=defaults.n_layer_g)
+    arch.add_argument("--size-g", type=int, default=defaults.size_g)
+    arch.add_argument("--n-layer-d", type=int, default=defaults.n_layer_d)
+    arch.add_argument("--size-d", type=int, default=defaults.size_d)
+    arch.add_argument("--dropout-d", action="store_true", help="dropout (p=0.5) in D")
+    arch.add_argument("--z-dim", type=int, default=defaults.z_dim)
+    optim = p.add_argument_group("optimiser (the same for every method)")
+    opt_defaults = OptimConfig()
+    optim.add_argument("--optimizer-g", choices=("adam", "sgd"), default=opt_defaults.optimizer_g)
+    optim.add_argument("--optimizer-d", choices=("adam", "sgd"), default=opt_defaults.optimizer_d)
+    optim.add_argument("--lr", type=float, help="learning rate for both G and D")
+    optim.add_argument("--lr-g", type=float, default=opt_defaults.lr_g)
+    optim.add_argument("--lr-d", type=float, default=opt_defaults.lr_d)
+    optim.add_argument("--beta1", type=float, default=opt_defaults.beta1)
+    optim.add_argument("--beta2", type=float, default=opt_defaults.beta2)
+    logs = p.add_argument_group("logging and checkpoints")
+    logs.add_argument("--log-every", type=int, default=100, help="steps between trajectory rows")
+    logs.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
+    logs.add_argument("--holdout", type=int, default=5000, help="training images held out for energy evaluation")
+    p.add_argument("--restart", action="store_true", help="discard existing run folders and train from scratch")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
+    p.set_defaults(func=_cmd_run)
+
+
+def _budget(args) -> Budget:
+    if args.images is not None:
+        return Budget("images", args.images)
+    if args.seconds is not None:
+        return Budget("seconds", args.seconds)
+    return Budget("steps", args.steps if args.steps is not None else Budget().amount)
+
+
+def _cmd_run(args) -> int:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for plugin in args.plugin:
+        load_plugin(plugin)
+    base = RunConfig(
+        dataset=args.dataset, budget=_budget(args), batch_size=args.batch_size, image_size=args.image_size,
+        mlp=MLPConfig(args.n_layer_g, args.size_g, args.n_layer_d, args.size_d, args.dropout_d, args.z_dim),
+        optim=OptimConfig(args.optimizer_g, args.optimizer_d, args.lr or args.lr_g, args.lr or args.lr_d,
+                          args.beta1, args.beta2),
+        holdout=args.holdout, device=args.device, data_root=args.data_root, download=not args.no_download,
+        out=args.out, log_every=args.log_every, checkpoint_every=args.checkpoint_every)
+    options = dict(args.option)
+    if args.margin is not None:
+        options["margin"] = args.margin
+    results = run(methods, args.seeds, base=base, method_options=options, restart=args.restart,
+                  show_progress=not args.quiet)
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2, default=str))
+    return 0 if all(r.status == "finished" for r in results) else 1
+
+
+def _cmd_list(args) -> int:
+    for plugin in args.plugin:
+        load_plugin(plugin)
+    console = Console()
+    console.print("[bold]methods[/bold]")
+    for name, cls in available_methods().items():
+        console.print(f"  {name:<12} {cls.description}", soft_wrap=True, highlight=False)
+    console.print("[bold]datasets[/bold]")
+    for name, info in DATASETS.items():
+        console.print(f"  {name:<12} {info.description}", soft_wrap=True, highlight=False)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ebm-bench", description="Benchmark energy-based GANs under matched "
+                                     "budgets: GAN, EBGAN, EBGAN-PT, BEGAN, MAGAN.")
+    parser.add_argument("--version", action="version", version=f"ebm-bench {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_run_parser(subparsers)
+    listing = subparsers.add_parser("list", help="show the registered methods and datasets")
+    listing.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
+    listing.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EbmBenchError as err:
+        Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted: run the same command again to resume from the last checkpoint")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

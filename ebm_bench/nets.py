@@ -1,0 +1,131 @@
+"""The EBGAN paper's MNIST MLPs (section 4.1, appendix C), for both kinds of discriminator.
+
+Layer counts follow the spec: nLayerG counts G's output layer; nLayerD counts the encoder layers plus the
+one-layer decoder (auto-encoder D) or the hidden layers plus the logit layer (classifier D). BatchNorm follows
+every weight layer except G's output layer, D's input layer and D's output layer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+D_INIT_STD = 0.002
+G_INIT_STD = 0.02
+DROPOUT_P = 0.5
+
+
+@dataclass
+class MLPConfig:
+    n_layer_g: int = 5
+    size_g: int = 800
+    n_layer_d: int = 2
+    size_d: int = 1024
+    dropout_d: bool = False
+    z_dim: int = 100
+
+    def validate(self) -> None:
+        if self.n_layer_g < 2 or self.n_layer_d < 2:
+            raise ConfigError(f"n_layer_g and n_layer_d must be >= 2 (got {self.n_layer_g}, {self.n_layer_d})")
+        if min(self.size_g, self.size_d, self.z_dim) < 1:
+            raise ConfigError("size_g, size_d and z_dim must be positive")
+
+
+@dataclass
+class DOutput:
+    """What D computes for a batch. Auto-encoders fill `reconstruction` and `code`; classifiers fill `logit`."""
+
+    reconstruction: torch.Tensor | None = None  # same shape as the input
+    code: torch.Tensor | None = None  # encoder output, one row per sample
+    logit: torch.Tensor | None = None  # shape (N,)
+
+
+def _init_linear(module: nn.Module, std: float) -> None:
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.normal_(layer.weight, 0.0, std)
+            nn.init.zeros_(layer.bias)
+
+
+def _hidden_stack(sizes: list[int], batchnorm_first: bool, dropout: bool) -> nn.Sequential:
+    """Linear -> [BatchNorm] -> ReLU [-> Dropout] for each consecutive pair of sizes."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i > 0 or batchnorm_first:
+            layers.append(nn.BatchNorm1d(n_out))
+        layers.append(nn.ReLU())
+        if dropout:
+            layers.append(nn.Dropout(DROPOUT_P))
+    return nn.Sequential(*layers)
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, config: MLPConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        self.image_shape = image_shape
+        self.z_dim = config.z_dim
+        hidden = [config.z_dim] + [config.size_g] * (config.n_layer_g - 1)
+        self.hidden = _hidden_stack(hidden, batchnorm_first=True, dropout=False)
+        self.output = nn.Linear(config.size_g, math.prod(image_shape))
+        _init_linear(self, G_INIT_STD)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.output(self.hidden(z))).view(len(z), *self.image_shape)
+
+
+class MLPAutoEncoder(nn.Module):
+    """Enc: nLayerD - 1 linear layers of width sizeD; Dec: one linear layer back to the image."""
+
+    def __init__(self, config: MLPConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        pixels = math.prod(image_shape)
+        stack = _hidden_stack([pixels] + [config.size_d] * (config.n_layer_d - 1),
+                              batchnorm_first=False, dropout=config.dropout_d)
+        # The code (what the pulling-away term sees) is taken before the last dropout, which feeds the decoder.
+        self.encoder = stack[:-1] if config.dropout_d else stack
+        self.dropout = stack[-1] if config.dropout_d else nn.Identity()
+        self.decoder = nn.Linear(config.size_d, pixels)
+        _init_linear(self, D_INIT_STD)
+
+    def forward(self, images: torch.Tensor) -> DOutput:
+        code = self.encoder(images.flatten(1))
+        reconstruction = self.decoder(self.dropout(code)).view_as(images)
+        return DOutput(reconstruction=reconstruction, code=code)
+
+
+class MLPClassifier(nn.Module):
+    """nLayerD - 1 hidden layers of width sizeD, then a linear layer to one logit."""
+
+    def __init__(self, config: MLPConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        pixels = math.prod(image_shape)
+        self.hidden = _hidden_stack([pixels] + [config.size_d] * (config.n_layer_d - 1),
+                                    batchnorm_first=False, dropout=config.dropout_d)
+        self.output = nn.Linear(config.size_d, 1)
+        _init_linear(self, D_INIT_STD)
+
+    def forward(self, images: torch.Tensor) -> DOutput:
+        return DOutput(logit=self.output(self.hidden(images.flatten(1))).squeeze(1))
+
+
+ENERGY_MODELS = ("autoencoder", "classifier")
+
+
+def build_networks(config: MLPConfig, energy_model: str, image_shape: tuple[int, int, int]
+                   ) -> tuple[nn.Module, nn.Module]:
+    """(G, D) for a method whose energy model is "autoencoder" or "classifier"."""
+    config.validate()
+    if energy_model not in ENERGY_MODELS:
+        raise ConfigError(f"unknown energy model {energy_model!r}; use one of {ENERGY_MODELS}")
+    discriminator = MLPAutoEncoder if energy_model == "autoencoder" else MLPClassifier
+    return MLPGenerator(config, image_shape), discriminator(config, image_shape)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,320 @@
+"""The training loop every method shares: one D step, one G step, the method's state update, logging.
+
+One step, for every method alike:
+  D: x ~ data, z_D ~ N(0, I); L_D = method.loss_d(E(x), E(G(z_D)))  (G(z_D) carries no gradient to G)
+  G: z_G ~ N(0, I), fresh; L_G = method.loss_g(E(G(z_G)))             (D's weights are frozen, not its graph)
+  method.end_step(...)                                                (margin / k_t updates, on the device)
+A method can ask for D-only steps (MAGAN's pre-training); they count toward the budget.
+Nothing in the step reads a value back to the host; that happens once per logging interval.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .config import RunConfig, config_hash, resolve_device
+from .data import TrainingData, default_data_root, get_dataset
+from .errors import ConfigError
+from .method import Energies, Method, SetupContext, check_energy, check_loss, make_method
+from .nets import build_networks, count_parameters
+from .store import (CHECKPOINT, CONFIG, MANIFEST, RESULT, SAMPLES, SCHEMA_VERSION, TRAJECTORY, TrajectoryWriter,
+                    atomic_write_bytes, build_manifest, read_json, save_torch, write_json)
+from .trajectory import STANDARD_COLUMNS, IntervalStats
+
+SAMPLE_SEED = 2016  # the sample grid uses the same z for every run, so grids compare across methods and seeds
+EVAL_BATCH = 500
+N_EVAL_FAKE = 5000  # generated samples for the end-of-run energy AUROC
+
+
+@dataclass
+class RunResult:
+    """What a run produced; stored as result.json in its directory."""
+
+    run_id: str
+    run_dir: str
+    method: str
+    dataset: str
+    seed: int
+    status: str  # "running", "finished" or "diverged"
+    budget: dict[str, Any]
+    steps: int = 0
+    generator_steps: int = 0
+    pretrain_steps: int = 0  # D-only steps (MAGAN), included in `steps`
+    images: int = 0
+    wall_s: float = 0.0
+    steps_per_s: float = 0.0
+    params_g: int = 0
+    params_d: int = 0
+    final: dict[str, float] = field(default_factory=dict)  # the last trajectory row
+    evaluation: dict[str, float] = field(default_factory=dict)  # held-out energy, AUROC
+    diverged_at_step: int | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+@dataclass
+class PreparedRun:
+    """A run resolved and built, before training."""
+
+    config: RunConfig
+    resolved: dict[str, Any]
+    run_id: str
+    run_dir: Path
+    device: torch.device
+    data: TrainingData
+    method: Method
+    generator: nn.Module
+    discriminator: nn.Module
+
+
+def prepare(config: RunConfig) -> PreparedRun:
+    """Validate, load data, build method and networks, and resolve the config (its hash names the run)."""
+    config.validate()
+    info = get_dataset(config.dataset)
+    method = make_method(config.method, config.method_options)  # fails fast on an unknown method or option
+    image_size = config.image_size or info.image_sizes[0]
+    if image_size not in info.image_sizes:
+        raise ConfigError(f"{config.dataset} supports image sizes {info.image_sizes}, not {image_size}")
+    device = resolve_device(config.device)
+    data_root = Path(config.data_root).expanduser() if config.data_root else default_data_root()
+    data = info.load(data_root, image_size, config.batch_size, config.seed, config.holdout, device, config.download)
+    method.setup(SetupContext(
+        device=device, dataset=config.dataset, default_margin=info.default_margin, image_shape=data.image_shape,
+        batch_size=config.batch_size, batches_per_epoch=data.batches.batches_per_epoch,
+        expected_steps=config.budget.expected_steps(config.batch_size)))
+    resolved = config.to_dict() | {"device": str(device), "image_size": image_size, "data_root": str(data_root),
+                                   "method_options": method.options()}
+    run_id = f"{config.method}-{config.dataset}-seed{config.seed}-{config_hash(resolved)[:10]}"
+
+    torch.manual_seed(config.seed)  # G is built first: same seed and sizes give every method the same G
+    generator, discriminator = build_networks(config.mlp, method.energy_model, data.image_shape)
+    return PreparedRun(config=config, resolved=resolved, run_id=run_id, run_dir=Path(config.out) / run_id,
+                       device=device, data=data, method=method, generator=generator.to(device),
+                       discriminator=discriminator.to(device))
+
+
+def _optimizer(name: str, params, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+    return torch.optim.SGD(params, lr=lr)
+
+
+class Trainer:
+    """Trains one prepared run to its budget, logging, checkpointing and resuming."""
+
+    def __init__(self, run: PreparedRun, on_log: Callable[[dict[str, float]], None] | None = None):
+        self.run, self.cfg, self.method = run, run.config, run.method
+        self.G, self.D = run.generator, run.discriminator
+        betas = (self.cfg.optim.beta1, self.cfg.optim.beta2)
+        self.opt_g = _optimizer(self.cfg.optim.optimizer_g, self.G.parameters(), self.cfg.optim.lr_g, betas)
+        self.opt_d = _optimizer(self.cfg.optim.optimizer_d, self.D.parameters(), self.cfg.optim.lr_d, betas)
+        self.z_generator = torch.Generator(run.device).manual_seed(self.cfg.seed)
+        torch.manual_seed(self.cfg.seed)  # dropout and anything else drawing from the global generator
+        self.batches = run.data.batches
+        self.stats = IntervalStats()
+        self.on_log = on_log
+        self.writer = TrajectoryWriter(run.run_dir / TRAJECTORY, STANDARD_COLUMNS)
+        self.result = RunResult(
+            run_id=run.run_id, run_dir=str(run.run_dir), method=self.cfg.method, dataset=self.cfg.dataset,
+            seed=self.cfg.seed, status="running", budget=asdict(self.cfg.budget),
+            params_g=count_parameters(self.G), params_d=count_parameters(self.D))
+
+    # -- one step ------------------------------------------------------------------------------------------------
+    def _noise(self) -> torch.Tensor:
+        return torch.randn(self.cfg.batch_size, self.cfg.mlp.z_dim, device=self.run.device,
+                           generator=self.z_generator)
+
+    def _energies(self, images: torch.Tensor) -> Energies:
+        out = self.D(images)
+        return Energies(images=images, out=out, energy=self.method.energy(images, out))
+
+    def step(self, step: int, check_contract: bool) -> None:
+        method, batch = self.method, self.cfg.batch_size
+        trains_g = method.trains_generator(step)
+        real = self._energies(self.batches.next())
+        fake_d = None
+        if trains_g:
+            with torch.no_grad():
+                fake_images = self.G(self._noise())
+            fake_d = self._energies(fake_images)
+        loss_d = method.loss_d(real, fake_d)
+        if check_contract:
+            check_energy(method, real.energy, batch, "real")
+            check_loss(method, loss_d, "loss_d")
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        fake_g = None
+        if trains_g:
+            self.D.requires_grad_(False)
+            fake_g = self._energies(self.G(self._noise()))
+            loss_g = method.loss_g(fake_g)
+            if check_contract:
+                check_energy(method, fake_g.energy, batch, "generated")
+                check_loss(method, loss_g, "loss_g")
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+            self.D.requires_grad_(True)
+            self.stats.add_scalar("loss_g", loss_g)
+            self.result.generator_steps += 1
+        else:
+            self.result.pretrain_steps += 1
+
+        method.end_step(step, _detached(real), _detached(fake_d), _detached(fake_g))
+        self.stats.add_scalar("loss_d", loss_d)
+        self.stats.add_energy("real", real.energy)
+        if fake_d is not None:
+            self.stats.add_energy("fake", fake_d.energy)
+        if real.out.reconstruction is not None:
+            self.stats.add_squared_error("recon_rmse_real", real.out.reconstruction, real.images)
+        for name, value in method.pop_logged().items():
+            self.stats.add_scalar(name, value)
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+    def train(self) -> RunResult:
+        start_step = self._resume()
+        self.writer.start(resume_after_step=start_step if start_step else None)
+        steps, images = start_step, self.result.images
+        wall_before = self.result.wall_s
+        started = time.perf_counter()
+        next_checkpoint = (steps // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
+        budget = self.cfg.budget
+        while not budget.exhausted(steps, images, wall_before + time.perf_counter() - started):
+            self.G.train(), self.D.train()
+            self.step(steps, check_contract=steps == 0)
+            steps += 1
+            images += self.cfg.batch_size
+            done = budget.exhausted(steps, images, wall_before + time.perf_counter() - started)
+            if steps % self.cfg.log_every == 0 or done:
+                if self.run.device.type == "cuda":
+                    torch.cuda.synchronize(self.run.device)  # so wall_s covers the work, not just its launch
+                self.result.steps, self.result.images = steps, images
+                self.result.wall_s = wall_before + time.perf_counter() - started
+                row = self._log_row()
+                if self.result.status == "diverged":
+                    break
+                if steps >= next_checkpoint or done:
+                    self._checkpoint()
+                    next_checkpoint = (steps // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
+                if self.on_log:
+                    self.on_log(row)
+        return self._finish()
+
+    def _log_row(self) -> dict[str, float]:
+        r = self.result
+        row = {"step": r.steps, "images": r.images, "wall_s": round(r.wall_s, 3)}
+        row.update(self.stats.row(self.method.state_values()))
+        self.writer.append(row)
+        r.final = row
+        r.steps_per_s = r.steps / r.wall_s if r.wall_s > 0 else 0.0
+        watched = [v for k, v in row.items() if k.startswith(("loss_", "energy_"))]
+        if any(v != v or v in (float("inf"), float("-inf")) for v in watched):
+            r.status, r.diverged_at_step = "diverged", r.steps
+        write_json(self.run.run_dir / RESULT, asdict(r))
+        return row
+
+    def _finish(self) -> RunResult:
+        if self.result.status != "diverged":
+            self._write_samples()
+            self.result.evaluation = self._evaluate()
+            self.result.status = "finished"
+        write_json(self.run.run_dir / RESULT, asdict(self.result))
+        return self.result
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        save_torch(self.run.run_dir / CHECKPOINT, {
+            "result": asdict(self.result),
+            "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
+            "optimizer_g": self.opt_g.state_dict(), "optimizer_d": self.opt_d.state_dict(),
+            "method": self.method.state_dict(), "data": self.batches.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "z": self.z_generator.get_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if self.run.device.type == "cuda" else None},
+        })
+
+    def _resume(self) -> int:
+        """Load the checkpoint of an interrupted run, if any; returns the step to continue from."""
+        path = self.run.run_dir / CHECKPOINT
+        if not path.exists():
+            return 0
+        state = torch.load(path, map_location=self.run.device, weights_only=False)
+        self.G.load_state_dict(state["generator"])
+        self.D.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["optimizer_g"])
+        self.opt_d.load_state_dict(state["optimizer_d"])
+        self.method.load_state_dict(state["method"])
+        self.batches.load_state_dict(state["data"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        self.z_generator.set_state(state["rng"]["z"].cpu())
+        if state["rng"]["cuda"] is not None and self.run.device.type == "cuda":
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+        self.result = RunResult(**state["result"])
+        return self.result.steps
+
+    # -- end of run ----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        """n images from G in eval mode (BatchNorm running statistics), from a fixed noise seed."""
+        self.G.eval()
+        z = torch.randn(n, self.cfg.mlp.z_dim, generator=torch.Generator().manual_seed(seed))
+        return torch.cat([self.G(chunk.to(self.run.device)) for chunk in z.split(EVAL_BATCH)])
+
+    def _write_samples(self) -> None:
+        from torchvision.utils import save_image
+
+        buffer = io.BytesIO()
+        save_image(self.sample(self.cfg.n_samples, SAMPLE_SEED), buffer, format="png",
+                   nrow=int(self.cfg.n_samples ** 0.5), normalize=True, value_range=(-1, 1))
+        atomic_write_bytes(self.run.run_dir / SAMPLES, buffer.getvalue())
+
+    @torch.no_grad()
+    def _evaluate(self) -> dict[str, float]:
+        """Energy of held-out real data and the AUROC of real-vs-generated energy (D in eval mode)."""
+        from ebm_bench.metrics.energy import auroc
+
+        self.D.eval()
+        holdout = self.run.data.holdout
+        if len(holdout) == 0:
+            return {}
+
+        def energies(images: torch.Tensor) -> torch.Tensor:
+            return torch.cat([self._energies(chunk).energy for chunk in images.split(EVAL_BATCH)])
+
+        energy_real = energies(holdout)
+        energy_fake = energies(self.sample(min(N_EVAL_FAKE, len(holdout)), SAMPLE_SEED + 1))
+        return {"energy_heldout_mean": energy_real.mean().item(), "energy_generated_mean": energy_fake.mean().item(),
+                "energy_auroc": float(auroc(energy_real, energy_fake)), "n_heldout": len(energy_real),
+                "n_generated": len(energy_fake)}
+
+
+def _detached(energies: Energies | None) -> Energies | None:
+    if energies is None:
+        return None
+    return Energies(images=energies.images.detach(), out=energies.out, energy=energies.energy.detach())
+
+
+def write_run_header(run: PreparedRun) -> None:
+    """config.json and manifest.json, written before training starts."""
+    write_json(run.run_dir / CONFIG, run.resolved)
+    if (run.run_dir / MANIFEST).exists():  # a resumed run keeps the manifest of its start
+        return
+    write_json(run.run_dir / MANIFEST, build_manifest(
+        seed=run.config.seed, device=run.device, data_sha256=run.data.sha256, n_train=run.data.n_train,
+        n_holdout=len(run.data.holdout), dataset=run.config.dataset) | {"run_id": run.run_id})
+
+
+def existing_result(run_dir: Path) -> RunResult | None:
+    """The stored result of a run that already ended (finished or diverged), else None."""
+    path = run_dir / RESULT
+    if not path.exists():
+        return None
+    result = RunResult(**read_json(path))
+    return result if result.status in ("finished", "diverged") else None

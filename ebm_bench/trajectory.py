@@ -1,0 +1,93 @@
+"""Energy-trajectory statistics, accumulated on the training device and read back once per logging interval."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+QUANTILES = {"q10": 0.1, "q50": 0.5, "q90": 0.9}
+_ENERGY_COLUMNS = [f"energy_{which}_{stat}" for which in ("real", "fake")
+                   for stat in ("mean", "std", *QUANTILES)]
+STANDARD_COLUMNS = (["step", "images", "wall_s"] + _ENERGY_COLUMNS
+                    + ["margin", "k_t", "m_global", "pt", "hinge_active", "loss_d", "loss_g", "recon_rmse_real"])
+
+
+class _Sum:
+    """A float64 running sum on the device and how many values went into it."""
+
+    def __init__(self, value: torch.Tensor, count: int):
+        self.total, self.count = value.detach().double().clone(), count
+
+    def add(self, value: torch.Tensor, count: int) -> None:
+        self.total += value.detach().double()
+        self.count += count
+
+
+def _accumulate(sums: dict[str, _Sum], name: str, value: torch.Tensor, count: int) -> None:
+    if name in sums:
+        sums[name].add(value, count)
+    else:
+        sums[name] = _Sum(value, count)
+
+
+class IntervalStats:
+    """Sums over one logging interval. `add_*` only queues device work; `row()` is the one host sync."""
+
+    def __init__(self) -> None:
+        self.energy_sums: dict[str, _Sum] = {}  # "real" / "fake": sum of energies
+        self.energy_sq_sums: dict[str, _Sum] = {}
+        self.last_energy: dict[str, torch.Tensor] = {}  # the interval's last batch, for quantiles
+        self.scalar_sums: dict[str, _Sum] = {}  # per-step scalars: losses, PT, hinge share, M_global
+        self.squared_errors: dict[str, _Sum] = {}  # column name -> sum of squared errors, for an RMSE
+
+    def add_energy(self, which: str, energy: torch.Tensor) -> None:
+        energy = energy.detach().double()
+        _accumulate(self.energy_sums, which, energy.sum(), len(energy))
+        _accumulate(self.energy_sq_sums, which, energy.square().sum(), len(energy))
+        self.last_energy[which] = energy
+
+    def add_scalar(self, name: str, value: torch.Tensor) -> None:
+        _accumulate(self.scalar_sums, name, value, 1)
+
+    def add_squared_error(self, name: str, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        _accumulate(self.squared_errors, name, (prediction.detach() - target).double().square().sum(),
+                    target.numel())
+
+    def row(self, state: dict[str, Any]) -> dict[str, float]:
+        """Means and stds over the interval, quantiles of its last batch, and the method's state; then reset."""
+        sums = {**{("energy", k): v for k, v in self.energy_sums.items()},
+                **{("energy_sq", k): v for k, v in self.energy_sq_sums.items()},
+                **{("scalar", k): v for k, v in self.scalar_sums.items()},
+                **{("sse", k): v for k, v in self.squared_errors.items()}}
+        probs = torch.tensor(list(QUANTILES.values()), dtype=torch.float64)
+        quantiles = {k: torch.quantile(e, probs.to(e.device)) for k, e in self.last_energy.items()}
+        tensor_state = {k: v.detach().double() for k, v in state.items() if isinstance(v, torch.Tensor)}
+        host = _to_host({**{key: s.total for key, s in sums.items()}, **{("q", k): q for k, q in quantiles.items()},
+                         **{("state", k): v for k, v in tensor_state.items()}})
+
+        row: dict[str, float] = {k: float(v) for k, v in state.items() if k not in tensor_state}
+        row.update({k: host["state", k] for k in tensor_state})
+        for which, total in self.energy_sums.items():
+            mean = host["energy", which] / total.count
+            variance = max(host["energy_sq", which] / total.count - mean * mean, 0.0)
+            row[f"energy_{which}_mean"], row[f"energy_{which}_std"] = mean, math.sqrt(variance)
+            row.update({f"energy_{which}_{name}": q for name, q in zip(QUANTILES, host["q", which])})
+        row.update({name: host["scalar", name] / s.count for name, s in self.scalar_sums.items()})
+        row.update({name: math.sqrt(host["sse", name] / s.count) for name, s in self.squared_errors.items()})
+        self.__init__()
+        return row
+
+
+def _to_host(tensors: dict[Any, torch.Tensor]) -> dict[Any, Any]:
+    """Copy many device tensors to the host in one transfer."""
+    if not tensors:
+        return {}
+    flat = torch.cat([t.reshape(-1) for t in tensors.values()]).cpu().tolist()
+    out, offset = {}, 0
+    for key, tensor in tensors.items():
+        size = tensor.numel()
+        out[key] = flat[offset] if tensor.dim() == 0 else flat[offset:offset + size]
+        offset += size
+    return out

@@ -1,0 +1,180 @@
+"""The training loop on real MNIST with small networks: every method, budgets, determinism, resume, divergence."""
+
+import dataclasses
+import json
+from importlib.metadata import version
+
+import pandas as pd
+import pytest
+import torch
+
+import ebm_bench
+from ebm_bench import Budget, MLPConfig, RunConfig
+from ebm_bench.api import matched_configs, run_configs, train_one
+from ebm_bench.errors import ConfigError, MethodContractError
+from ebm_bench.train import prepare
+
+SMALL = MLPConfig(n_layer_g=3, size_g=64, n_layer_d=2, size_d=64, z_dim=16)
+
+
+def small(mnist_root, tmp_path, method="ebgan", steps=12, **overrides):
+    values = dict(method=method, budget=Budget("steps", steps), batch_size=16, mlp=SMALL, holdout=200,
+                  data_root=str(mnist_root), out=str(tmp_path / "runs"), log_every=4, checkpoint_every=8,
+                  n_samples=16, download=False)
+    return RunConfig(**(values | overrides))
+
+
+def trajectory(result):
+    return pd.read_csv(f"{result.run_dir}/trajectory.csv")
+
+
+@pytest.mark.parametrize("method", ["gan", "ebgan", "ebgan-pt", "began", "magan"])
+def test_each_method_trains_on_real_mnist_and_writes_a_complete_run_record(mnist_root, tmp_path, method):
+    result = train_one(small(mnist_root, tmp_path, method))
+    assert result.status == "finished" and result.steps == 12 and result.images == 12 * 16
+    files = {p.name for p in (tmp_path / "runs" / result.run_id).iterdir()}
+    assert {"config.json", "manifest.json", "trajectory.csv", "samples.png", "checkpoint.pt",
+            "result.json"} <= files
+    assert not [name for name in files if name.endswith(".tmp")]
+    frame = trajectory(result)
+    assert frame["step"].tolist() == [4, 8, 12]
+    for column in ["step", "images", "wall_s", "energy_real_mean", "energy_real_std", "energy_fake_mean",
+                   "energy_fake_std", "margin", "k_t", "m_global", "pt", "hinge_active", "loss_d", "loss_g"]:
+        assert column in frame.columns
+    assert frame["energy_real_mean"].notna().all() and frame["loss_d"].notna().all()
+    expected = {"gan": [], "ebgan": ["margin", "hinge_active"], "ebgan-pt": ["margin", "hinge_active", "pt"],
+                "began": ["k_t", "m_global"], "magan": ["margin"]}[method]
+    for column in expected:
+        assert frame[column].notna().iloc[-1], column
+    for column in {"margin", "k_t", "m_global", "pt"} - set(expected) - {"hinge_active"}:
+        assert frame[column].isna().all(), column
+    manifest = json.loads((tmp_path / "runs" / result.run_id / "manifest.json").read_text())
+    assert manifest["versions"]["torch"] == version("torch") and manifest["device"] == "cpu"
+    assert manifest["seed"] == 0 and len(manifest["data_sha256"]) == 64 and manifest["samples"]["holdout"] == 200
+    assert 0.0 <= result.evaluation["energy_auroc"] <= 1.0 and result.params_g > 0 and result.params_d > 0
+
+
+def test_resolved_config_records_method_defaults(mnist_root, tmp_path):
+    result = train_one(small(mnist_root, tmp_path, "magan", steps=10))
+    config = json.loads((tmp_path / "runs" / result.run_id / "config.json").read_text())
+    assert config["method_options"] == {"pretrain_steps": 1, "period_steps": 59800 // 16}
+    assert config["device"] == "cpu" and config["image_size"] == 32
+
+
+def test_same_seed_gives_an_identical_trajectory_on_cpu(mnist_root, tmp_path):
+    a = train_one(small(mnist_root, tmp_path / "a", "ebgan-pt"))
+    b = train_one(small(mnist_root, tmp_path / "b", "ebgan-pt"))
+    c = train_one(small(mnist_root, tmp_path / "c", "ebgan-pt", seed=1))
+    pd.testing.assert_frame_equal(trajectory(a).drop(columns="wall_s"), trajectory(b).drop(columns="wall_s"))
+    assert not trajectory(a)["loss_d"].equals(trajectory(c)["loss_d"])
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_trajectory(mnist_root, tmp_path):
+    config = small(mnist_root, tmp_path / "whole", "magan", steps=16, method_options={"pretrain_steps": 3,
+                                                                                        "period_steps": 2})
+    whole = train_one(config)
+
+    def interrupt(row):
+        if row["step"] == 12:  # after the checkpoint at step 8
+            raise KeyboardInterrupt
+
+    resumed_config = dataclasses.replace(config, out=str(tmp_path / "resumed"))
+    with pytest.raises(KeyboardInterrupt):
+        train_one(resumed_config, on_log=interrupt)
+    assert json.loads((tmp_path / "resumed" / whole.run_id / "result.json").read_text())["status"] == "running"
+    resumed = train_one(resumed_config)
+    assert resumed.status == "finished" and resumed.steps == 16
+    pd.testing.assert_frame_equal(trajectory(whole).drop(columns="wall_s"),
+                                  trajectory(resumed).drop(columns="wall_s"))
+
+
+def test_a_finished_run_is_not_trained_again(mnist_root, tmp_path):
+    first = train_one(small(mnist_root, tmp_path))
+    calls = []
+    again = train_one(small(mnist_root, tmp_path), on_log=calls.append)
+    assert calls == [] and again.wall_s == first.wall_s
+
+
+def test_budgets_in_images_and_seconds(mnist_root, tmp_path):
+    by_images = train_one(small(mnist_root, tmp_path, budget=Budget("images", 100)))
+    assert by_images.steps == 7 and by_images.images == 112
+    by_time = train_one(small(mnist_root, tmp_path, budget=Budget("seconds", 0.5)))
+    assert by_time.status == "finished" and by_time.wall_s >= 0.5 and by_time.steps > 0
+
+
+def test_magan_pretraining_counts_toward_the_budget(mnist_root, tmp_path):
+    result = train_one(small(mnist_root, tmp_path, "magan", steps=12, method_options={"pretrain_steps": 5}))
+    assert (result.steps, result.pretrain_steps, result.generator_steps) == (12, 5, 7)
+    frame = trajectory(result)
+    assert frame["energy_fake_mean"].isna().iloc[0] and frame["energy_fake_mean"].notna().iloc[-1]
+
+
+def test_matched_configs_share_everything_but_method_and_seed():
+    configs = matched_configs(["gan", "ebgan", "began"], seeds=[0, 1], method_options={"margin": 5.0})
+    assert [(c.method, c.seed) for c in configs] == [(m, s) for s in (0, 1) for m in ("gan", "ebgan", "began")]
+    assert [c.method_options for c in configs[:3]] == [{}, {"margin": 5.0}, {}]
+    strip = [dataclasses.replace(c, method="", seed=0, method_options={}) for c in configs]
+    assert all(c == strip[0] for c in strip)
+    with pytest.raises(ConfigError, match="gamma"):
+        matched_configs(["gan", "ebgan"], method_options={"gamma": 0.7})
+
+
+def test_every_method_starts_from_the_same_generator(mnist_root, tmp_path):
+    g_gan = prepare(small(mnist_root, tmp_path, "gan")).generator.state_dict()
+    g_began = prepare(small(mnist_root, tmp_path, "began")).generator.state_dict()
+    assert all(torch.equal(g_gan[k], g_began[k]) for k in g_gan)
+
+
+@ebm_bench.register_method("test-explodes")
+class Explodes(ebm_bench.Method):
+    """A method whose D loss becomes infinite after three steps."""
+
+    energy_model = "classifier"
+    calls = 0
+
+    def energy(self, images, out):
+        return -out.logit
+
+    def loss_d(self, real, fake):
+        Explodes.calls += 1
+        return real.energy.mean() * (float("inf") if Explodes.calls > 3 else 1.0)
+
+    def loss_g(self, fake):
+        return fake.energy.mean()
+
+
+def test_a_diverged_run_is_recorded_and_the_next_run_still_trains(mnist_root, tmp_path):
+    Explodes.calls = 0
+    configs = [small(mnist_root, tmp_path, "test-explodes"), small(mnist_root, tmp_path, "ebgan")]
+    exploded, fine = run_configs(configs, show_progress=False)
+    assert exploded.status == "diverged" and exploded.diverged_at_step == 4
+    assert json.loads((tmp_path / "runs" / exploded.run_id / "result.json").read_text())["status"] == "diverged"
+    assert fine.status == "finished"
+
+
+@ebm_bench.register_method("test-bad-shape")
+class BadShape(ebm_bench.Method):
+    energy_model = "autoencoder"
+
+    def energy(self, images, out):
+        return (out.reconstruction - images).abs().mean()  # one number for the batch: breaks the contract
+
+    def loss_d(self, real, fake):
+        return real.energy
+
+    def loss_g(self, fake):
+        return fake.energy
+
+
+def test_a_method_that_breaks_the_contract_is_named_in_the_error(mnist_root, tmp_path):
+    with pytest.raises(MethodContractError, match="'test-bad-shape'.*shape \\(16,\\)"):
+        train_one(small(mnist_root, tmp_path, "test-bad-shape"))
+
+
+def test_unknown_method_and_bad_budget_are_config_errors(mnist_root, tmp_path):
+    with pytest.raises(ConfigError, match="known methods: .*began.*ebgan.*gan.*magan"):
+        train_one(small(mnist_root, tmp_path, "wgan"))
+    with pytest.raises(ConfigError, match="budget"):
+        train_one(small(mnist_root, tmp_path, budget=Budget("steps", 0)))
+    with pytest.raises(ConfigError, match="budget kind"):
+        train_one(small(mnist_root, tmp_path, budget=Budget("epochs", 3)))
