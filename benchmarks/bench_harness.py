@@ -82,6 +82,9 @@ def main() -> None:
     parser.add_argument("--checkpoint-every", type=int, default=1000)
     args = parser.parse_args()
 
+    unknown = set(args.methods.split(",")) - set(PLAIN_LOSSES)
+    if unknown:
+        parser.error(f"no plain loop for {', '.join(sorted(unknown))}; choose from {', '.join(PLAIN_LOSSES)}")
     device = resolve_device(args.device)
     mlp = MLPConfig()  # the paper's best EBGAN MLP: nLayerG=5, sizeG=800, nLayerD=2, sizeD=1024
     images = load_mnist(args.data_root, "train", 32).images.to(device)
@@ -91,7 +94,8 @@ def main() -> None:
           f"checkpoint every {args.checkpoint_every}")
     print(f"{'method':<8} {'plain steps/s':>14} {'harness steps/s':>16} {'harness/plain':>14}")
     for method in args.methods.split(","):
-        plain_loop(method, images, 20, args.batch_size, mlp, device)  # warm-up
+        plain_loop(method, images, 20, args.batch_size, mlp, device)  # warm-up, both sides
+        harness(method, 20, args.batch_size, mlp, args.device, args.data_root, args.log_every, args.checkpoint_every)
         plain, ours = [], []
         for _ in range(args.repeats):
             plain.append(plain_loop(method, images, args.steps, args.batch_size, mlp, device))

@@ -119,7 +119,13 @@ class TensorBatches:
     def _new_epoch(self) -> None:
         order = torch.randperm(len(self.images), generator=self.generator)
         self.order = order[: self.batches_per_epoch * self.batch_size].view(self.batches_per_epoch, -1)
-        self._order_on_device = self.order.to(self.device)
+        self._order_on_device = self._to_device(self.order)
+
+    def _to_device(self, order: torch.Tensor) -> torch.Tensor:
+        if self.device.type != "cuda":
+            return order
+        self._pinned = order.pin_memory()  # kept alive until the asynchronous copy has run
+        return self._pinned.to(self.device, non_blocking=True)
 
     def next(self) -> torch.Tensor:
         if self.position == self.batches_per_epoch:
@@ -135,9 +141,9 @@ class TensorBatches:
                 "position": self.position}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self.order = state["order"]
-        self._order_on_device = self.order.to(self.device)
+        self.generator.set_state(state["generator"].cpu())
+        self.order = state["order"].cpu()
+        self._order_on_device = self._to_device(self.order)
         self.epoch = state["epoch"]
         self.position = state["position"]
 

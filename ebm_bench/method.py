@@ -125,7 +125,10 @@ def _load_builtins_and_entry_points() -> None:
         if entry.name not in _REGISTRY:
             loaded = entry.load()  # a module registers by decorator; a class is registered under the entry's name
             if isinstance(loaded, type) and issubclass(loaded, Method) and entry.name not in _REGISTRY:
-                register_method(entry.name)(loaded)
+                if loaded.name:  # already registered by its decorator: an alias, its own name unchanged
+                    _REGISTRY[entry.name] = loaded
+                else:
+                    register_method(entry.name)(loaded)
 
 
 def available_methods() -> dict[str, type[Method]]:

@@ -126,7 +126,7 @@ class TrajectoryWriter:
         with self.path.open(newline="") as handle:
             reader = csv.DictReader(handle)
             self.columns = list(reader.fieldnames or [])
-            rows = [row for row in reader if int(row["step"]) <= resume_after_step]
+            rows = [row for row in reader if _complete(row) and int(row["step"]) <= resume_after_step]
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=self.columns, lineterminator="\n")
         writer.writeheader()
@@ -141,6 +141,11 @@ class TrajectoryWriter:
         line = ",".join(_format_cell(row.get(column)) for column in self.columns)
         with self.path.open("a") as handle:
             handle.write(header + line + "\n")
+
+
+def _complete(row: dict) -> bool:
+    """False for a row torn by a crash in the middle of an append."""
+    return None not in row and None not in row.values() and row["step"].isdigit()
 
 
 def _format_cell(value: Any) -> str:

@@ -135,8 +135,11 @@ class Trainer:
         return Energies(images=images, out=out, energy=self.method.energy(images, out))
 
     def step(self, step: int, check_contract: bool) -> None:
+        """One training step. The method's outputs are checked (a host sync) on the first step (`check_contract`)
+        and on the first step that trains G (MAGAN's come after pre-training)."""
         method, batch = self.method, self.cfg.batch_size
         trains_g = method.trains_generator(step)
+        check_g = trains_g and self.result.generator_steps == 0
         real = self._energies(self.batches.next())
         fake_d = None
         if trains_g:
@@ -146,6 +149,8 @@ class Trainer:
         loss_d = method.loss_d(real, fake_d)
         if check_contract:
             check_energy(method, real.energy, batch, "real")
+            if fake_d is not None:
+                check_energy(method, fake_d.energy, batch, "generated")
             check_loss(method, loss_d, "loss_d")
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
@@ -156,7 +161,7 @@ class Trainer:
             self.D.requires_grad_(False)
             fake_g = self._energies(self.G(self._noise()))
             loss_g = method.loss_g(fake_g)
-            if check_contract:
+            if check_g:
                 check_energy(method, fake_g.energy, batch, "generated")
                 check_loss(method, loss_g, "loss_g")
             self.opt_g.zero_grad(set_to_none=True)

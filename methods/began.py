@@ -1,4 +1,8 @@
-"""BEGAN (Berthelot, Schumm, Metz 2017): auto-encoder L1 energy balanced by a proportional controller k_t."""
+"""BEGAN (Berthelot, Schumm, Metz 2017): auto-encoder L1 energy balanced by a proportional controller k_t.
+
+In the shared loop, L(x) comes from the D step and L(G(z_G)) from the G step that follows it, after D's update;
+k_t and M_global use exactly these two (the paper's z_D and z_G are separate draws).
+"""
 
 from __future__ import annotations
 

@@ -85,8 +85,11 @@ class MAGAN(Method):
             self._reset_sums()
 
     def _end_pretrain_step(self, step, real):
-        """The initial margin: mean real energy over the last period's worth of pre-training steps."""
-        if self.pretrain_steps - step <= self.period_steps:
+        """The initial margin: mean real energy over the last tenth of pre-training, when D is (nearly) trained.
+
+        Averaging the whole of pre-training would include the untrained D's energies, far above the final ones.
+        """
+        if self.pretrain_steps - step <= max(1, self.pretrain_steps // 10):
             self.sum_real = self.sum_real + real.energy.mean()
             self.n_batches += 1
         if step == self.pretrain_steps - 1:

@@ -12,7 +12,7 @@ import ebm_bench
 from ebm_bench import Budget, MLPConfig, RunConfig
 from ebm_bench.api import matched_configs, run_configs, train_one
 from ebm_bench.errors import ConfigError, MethodContractError
-from ebm_bench.train import prepare
+from ebm_bench.train import Trainer, prepare
 
 SMALL = MLPConfig(n_layer_g=3, size_g=64, n_layer_d=2, size_d=64, z_dim=16)
 
@@ -70,8 +70,9 @@ def test_same_seed_gives_an_identical_trajectory_on_cpu(mnist_root, tmp_path):
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_trajectory(mnist_root, tmp_path):
-    config = small(mnist_root, tmp_path / "whole", "magan", steps=16, method_options={"pretrain_steps": 3,
-                                                                                        "period_steps": 2})
+    config = small(mnist_root, tmp_path / "whole", "magan", steps=16,
+                   method_options={"pretrain_steps": 3, "period_steps": 2},
+                   mlp=dataclasses.replace(SMALL, n_layer_d=3, dropout_d=True))  # dropout: the global RNG counts
     whole = train_one(config)
 
     def interrupt(row):
@@ -178,3 +179,40 @@ def test_unknown_method_and_bad_budget_are_config_errors(mnist_root, tmp_path):
         train_one(small(mnist_root, tmp_path, budget=Budget("steps", 0)))
     with pytest.raises(ConfigError, match="budget kind"):
         train_one(small(mnist_root, tmp_path, budget=Budget("epochs", 3)))
+
+
+def test_d_step_leaves_g_alone_and_g_step_leaves_d_alone(mnist_root, tmp_path):
+    trainer = Trainer(prepare(small(mnist_root, tmp_path, "ebgan")))
+    seen = {}
+
+    def record(name, optimizer, nets):
+        original = optimizer.step
+
+        def step():
+            seen[name] = {net: [None if p.grad is None else p.grad.clone() for p in getattr(trainer, net).parameters()]
+                          for net in nets}
+            original()
+        optimizer.step = step
+
+    record("d_step", trainer.opt_d, ("G", "D"))
+    record("g_step", trainer.opt_g, ("G", "D"))
+    trainer.step(0, check_contract=True)
+    assert all(g is None for g in seen["d_step"]["G"])  # generated samples are detached in the D step
+    assert all(g is not None and g.abs().sum() > 0 for g in seen["d_step"]["D"])
+    assert all(torch.equal(a, b) for a, b in zip(seen["d_step"]["D"], seen["g_step"]["D"]))  # D frozen
+    assert all(g is not None and g.abs().sum() > 0 for g in seen["g_step"]["G"])
+
+
+def test_methods_register_through_the_entry_point_group(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    import ebm_bench.method as method_module
+
+    entry = EntryPoint(name="ep-gan", value="ebm_bench.methods.gan:GAN", group="ebm_bench.methods")
+    monkeypatch.setattr(method_module, "entry_points", lambda group: [entry] if group == "ebm_bench.methods" else [])
+    monkeypatch.delitem(method_module._REGISTRY, "ep-gan", raising=False)
+    try:
+        assert ebm_bench.available_methods()["ep-gan"] is ebm_bench.get_method("gan")
+        assert ebm_bench.get_method("gan").name == "gan"
+    finally:
+        method_module._REGISTRY.pop("ep-gan", None)

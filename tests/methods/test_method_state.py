@@ -45,8 +45,8 @@ def test_magan_initial_margin_is_mean_real_energy_after_pretraining_and_first_pe
     method = MAGAN(pretrain_steps=2, period_steps=2)
     method.setup(context())
     assert [method.trains_generator(s) for s in range(3)] == [False, False, True]
-    method.end_step(0, batch([3.0, 5.0]), None, None)  # batch mean 4
-    method.end_step(1, batch([1.0, 3.0]), None, None)  # batch mean 2
+    method.end_step(0, batch([3.0, 5.0]), None, None)  # before the last tenth of pre-training: not counted
+    method.end_step(1, batch([2.0, 4.0]), None, None)  # batch mean 3
     assert method.margin.item() == pytest.approx(3.0)
     # first period: real means 1, gen means 10 -> the rule would lower m to 1, but S_gen_prev is +inf
     for step in (2, 3):
@@ -56,6 +56,15 @@ def test_magan_initial_margin_is_mean_real_energy_after_pretraining_and_first_pe
     for step in (4, 5):
         method.end_step(step, batch([1.0, 1.0]), batch([12.0, 12.0]), None)
     assert method.margin.item() == pytest.approx(1.0)
+
+
+def test_magan_initial_margin_ignores_the_untrained_start_of_a_long_pretraining():
+    method = MAGAN(pretrain_steps=20, period_steps=100)
+    method.setup(context())
+    for step in range(20):
+        energy = 1000.0 if step < 18 else 4.0  # D's energies fall as it learns; the last tenth is 2 steps
+        method.end_step(step, batch([energy, energy]), None, None)
+    assert method.margin.item() == pytest.approx(4.0)
 
 
 def test_magan_pretraining_trains_d_as_a_plain_autoencoder():
