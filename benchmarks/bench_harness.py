@@ -25,6 +25,7 @@ from ebm_bench.data import default_data_root, load_mnist, to_unit_range
 from ebm_bench.methods import ebgan_loss_d, ebgan_loss_g, gan_loss_d, gan_loss_g, l2_energy
 from ebm_bench.nets import MLPConfig, build_networks
 
+Z_DIM = 100
 PLAIN_LOSSES = {
     "gan": ("classifier", lambda d, v: -d(v).logit, gan_loss_d, gan_loss_g),
     "ebgan": ("autoencoder", lambda d, v: l2_energy(v, d(v).reconstruction),
@@ -37,7 +38,7 @@ def plain_loop(method: str, images: torch.Tensor, steps: int, batch: int, mlp: M
     """Steps/s of a hand-written loop for `method`."""
     energy_model, energy, loss_d_fn, loss_g_fn = PLAIN_LOSSES[method]
     torch.manual_seed(0)
-    g, d = (net.to(device) for net in build_networks(mlp, energy_model, tuple(images.shape[1:])))
+    g, d = (net.to(device) for net in build_networks("mlp", energy_model, tuple(images.shape[1:]), Z_DIM, mlp))
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-3)
     opt_d = torch.optim.Adam(d.parameters(), lr=1e-3)
     order = torch.randperm(len(images), device=device)
@@ -47,13 +48,13 @@ def plain_loop(method: str, images: torch.Tensor, steps: int, batch: int, mlp: M
     for step in range(steps):
         real = to_unit_range(images[order[step * batch % (len(images) - batch):][:batch]])
         with torch.no_grad():
-            fake = g(torch.randn(batch, mlp.z_dim, device=device))
+            fake = g(torch.randn(batch, Z_DIM, device=device))
         loss_d = loss_d_fn(energy(d, real), energy(d, fake))
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
         d.requires_grad_(False)
-        loss_g = loss_g_fn(energy(d, g(torch.randn(batch, mlp.z_dim, device=device))))
+        loss_g = loss_g_fn(energy(d, g(torch.randn(batch, Z_DIM, device=device))))
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from dataclasses import asdict
@@ -13,7 +14,7 @@ from rich.markup import escape
 from . import __version__
 from .api import run
 from .config import Budget, OptimConfig, RunConfig
-from .data import DATASETS
+from .data import DATASETS, get_dataset
 from .errors import EbmBenchError
 from .method import available_methods, load_plugin
 from .nets import MLPConfig
@@ -61,23 +62,24 @@ def _add_run_parser(subparsers) -> None:
     p.add_argument("--margin", type=float, help="margin for methods that take one (default: dataset's, MNIST 10)")
     p.add_argument("-o", "--option", type=_option, action="append", default=[], metavar="NAME=VALUE",
                    help="a method option, e.g. -o gamma=0.7 -o pt_weight=0.1 (goes to methods that have it)")
-    arch = p.add_argument_group("architecture (the paper's MLPs; default: its best EBGAN)")
+    arch = p.add_argument_group("architecture (MNIST: the paper's MLPs, default its best EBGAN)")
+    arch.add_argument("--arch", default="auto", help="network family (default: the dataset's; MNIST: mlp)")
     defaults = MLPConfig()
     arch.add_argument("--n-layer-g", type=int, default=defaults.n_layer_g)
     arch.add_argument("--size-g", type=int, default=defaults.size_g)
     arch.add_argument("--n-layer-d", type=int, default=defaults.n_layer_d)
     arch.add_argument("--size-d", type=int, default=defaults.size_d)
     arch.add_argument("--dropout-d", action="store_true", help="dropout (p=0.5) in D")
-    arch.add_argument("--z-dim", type=int, default=defaults.z_dim)
-    optim = p.add_argument_group("optimiser (the same for every method)")
-    opt_defaults = OptimConfig()
-    optim.add_argument("--optimizer-g", choices=("adam", "sgd"), default=opt_defaults.optimizer_g)
-    optim.add_argument("--optimizer-d", choices=("adam", "sgd"), default=opt_defaults.optimizer_d)
+    arch.add_argument("--z-dim", type=int, default=RunConfig().z_dim)
+    optim = p.add_argument_group("optimiser (the same for every method; unset flags keep the dataset's defaults, "
+                                 "MNIST: Adam lr 1e-3 betas 0.9/0.999)")
+    optim.add_argument("--optimizer-g", choices=("adam", "sgd"))
+    optim.add_argument("--optimizer-d", choices=("adam", "sgd"))
     optim.add_argument("--lr", type=float, help="learning rate for both G and D")
-    optim.add_argument("--lr-g", type=float, default=opt_defaults.lr_g)
-    optim.add_argument("--lr-d", type=float, default=opt_defaults.lr_d)
-    optim.add_argument("--beta1", type=float, default=opt_defaults.beta1)
-    optim.add_argument("--beta2", type=float, default=opt_defaults.beta2)
+    optim.add_argument("--lr-g", type=float)
+    optim.add_argument("--lr-d", type=float)
+    optim.add_argument("--beta1", type=float)
+    optim.add_argument("--beta2", type=float)
     logs = p.add_argument_group("logging and checkpoints")
     logs.add_argument("--log-every", type=int, default=100, help="steps between trajectory rows")
     logs.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
@@ -96,15 +98,24 @@ def _budget(args) -> Budget:
     return Budget("steps", args.steps if args.steps is not None else Budget().amount)
 
 
+def _optim(args) -> OptimConfig | None:
+    """None when no optimiser flag is given (the dataset's defaults apply), else those defaults overridden."""
+    given = {"optimizer_g": args.optimizer_g, "optimizer_d": args.optimizer_d, "lr_g": args.lr_g or args.lr,
+             "lr_d": args.lr_d or args.lr, "beta1": args.beta1, "beta2": args.beta2}
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return None
+    return dataclasses.replace(get_dataset(args.dataset).default_optim, **given)
+
+
 def _cmd_run(args) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for plugin in args.plugin:
         load_plugin(plugin)
     base = RunConfig(
         dataset=args.dataset, budget=_budget(args), batch_size=args.batch_size, image_size=args.image_size,
-        mlp=MLPConfig(args.n_layer_g, args.size_g, args.n_layer_d, args.size_d, args.dropout_d, args.z_dim),
-        optim=OptimConfig(args.optimizer_g, args.optimizer_d, args.lr or args.lr_g, args.lr or args.lr_d,
-                          args.beta1, args.beta2),
+        arch=args.arch, z_dim=args.z_dim,
+        mlp=MLPConfig(args.n_layer_g, args.size_g, args.n_layer_d, args.size_d, args.dropout_d), optim=_optim(args),
         holdout=args.holdout, device=args.device, data_root=args.data_root, download=not args.no_download,
         out=args.out, log_every=args.log_every, checkpoint_every=args.checkpoint_every)
     options = dict(args.option)

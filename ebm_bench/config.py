@@ -80,8 +80,10 @@ class RunConfig:
     budget: Budget = field(default_factory=Budget)
     batch_size: int = 64
     image_size: int | None = None  # None: the dataset's default (MNIST 32, zero-padded)
-    mlp: MLPConfig = field(default_factory=MLPConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    arch: str = "auto"  # "auto": the dataset's (MNIST: the paper's MLPs)
+    z_dim: int = 100
+    mlp: MLPConfig = field(default_factory=MLPConfig)  # sizes when arch is "mlp"
+    optim: OptimConfig | None = None  # None: the dataset's (MNIST: Adam lr 1e-3)
     method_options: dict[str, Any] = field(default_factory=dict)
     holdout: int = 5000  # real training images set aside for energy evaluation
     device: str = "auto"
@@ -94,9 +96,10 @@ class RunConfig:
 
     def validate(self) -> None:
         self.budget.validate()
-        self.optim.validate()
+        if self.optim is not None:
+            self.optim.validate()
         self.mlp.validate()
-        for name in ("batch_size", "log_every", "checkpoint_every", "n_samples"):
+        for name in ("batch_size", "log_every", "checkpoint_every", "n_samples", "z_dim"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 2:
@@ -112,7 +115,7 @@ class RunConfig:
         data = dict(data)
         data["budget"] = Budget(**data.get("budget", {}))
         data["mlp"] = MLPConfig(**data.get("mlp", {}))
-        data["optim"] = OptimConfig(**data.get("optim", {}))
+        data["optim"] = OptimConfig(**data["optim"]) if data.get("optim") else None
         return cls(**data)
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from .config import OptimConfig
 from .errors import ConfigError, DataNotFoundError
 
 MNIST_FILES = (
@@ -167,6 +168,8 @@ class DatasetInfo:
     channels: int
     default_margin: float  # EBGAN margin in the paper's energy units for this dataset
     load: Callable[..., TrainingData]
+    default_arch: str = "mlp"
+    default_optim: OptimConfig = field(default_factory=OptimConfig)
 
 
 def load_mnist_training(root: Path, image_size: int, batch_size: int, seed: int, holdout: int,

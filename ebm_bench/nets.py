@@ -27,13 +27,12 @@ class MLPConfig:
     n_layer_d: int = 2
     size_d: int = 1024
     dropout_d: bool = False
-    z_dim: int = 100
 
     def validate(self) -> None:
         if self.n_layer_g < 2 or self.n_layer_d < 2:
             raise ConfigError(f"n_layer_g and n_layer_d must be >= 2 (got {self.n_layer_g}, {self.n_layer_d})")
-        if min(self.size_g, self.size_d, self.z_dim) < 1:
-            raise ConfigError("size_g, size_d and z_dim must be positive")
+        if min(self.size_g, self.size_d) < 1:
+            raise ConfigError("size_g and size_d must be positive")
 
 
 @dataclass
@@ -66,11 +65,10 @@ def _hidden_stack(sizes: list[int], batchnorm_first: bool, dropout: bool) -> nn.
 
 
 class MLPGenerator(nn.Module):
-    def __init__(self, config: MLPConfig, image_shape: tuple[int, int, int]):
+    def __init__(self, config: MLPConfig, image_shape: tuple[int, int, int], z_dim: int):
         super().__init__()
         self.image_shape = image_shape
-        self.z_dim = config.z_dim
-        hidden = [config.z_dim] + [config.size_g] * (config.n_layer_g - 1)
+        hidden = [z_dim] + [config.size_g] * (config.n_layer_g - 1)
         self.hidden = _hidden_stack(hidden, batchnorm_first=True, dropout=False)
         self.output = nn.Linear(config.size_g, math.prod(image_shape))
         _init_linear(self, G_INIT_STD)
@@ -117,14 +115,28 @@ class MLPClassifier(nn.Module):
 ENERGY_MODELS = ("autoencoder", "classifier")
 
 
-def build_networks(config: MLPConfig, energy_model: str, image_shape: tuple[int, int, int]
-                   ) -> tuple[nn.Module, nn.Module]:
-    """(G, D) for a method whose energy model is "autoencoder" or "classifier"."""
-    config.validate()
+def build_mlp(energy_model: str, image_shape: tuple[int, int, int], z_dim: int, mlp: MLPConfig
+              ) -> tuple[nn.Module, nn.Module]:
+    mlp.validate()
+    discriminator = MLPAutoEncoder if energy_model == "autoencoder" else MLPClassifier
+    return MLPGenerator(mlp, image_shape, z_dim), discriminator(mlp, image_shape)
+
+
+# name -> builder(energy_model, image_shape, z_dim, mlp_config) -> (G, D). G maps (N, z_dim) noise to images in
+# [-1, 1]; D maps images to a DOutput (reconstruction and code, or logit).
+ARCHITECTURES = {"mlp": build_mlp}
+
+
+def build_networks(arch: str, energy_model: str, image_shape: tuple[int, int, int], z_dim: int = 100,
+                   mlp: MLPConfig | None = None) -> tuple[nn.Module, nn.Module]:
+    """(G, D) of architecture `arch` for a method whose energy model is "autoencoder" or "classifier"."""
     if energy_model not in ENERGY_MODELS:
         raise ConfigError(f"unknown energy model {energy_model!r}; use one of {ENERGY_MODELS}")
-    discriminator = MLPAutoEncoder if energy_model == "autoencoder" else MLPClassifier
-    return MLPGenerator(config, image_shape), discriminator(config, image_shape)
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    if z_dim < 1:
+        raise ConfigError(f"z_dim must be positive, got {z_dim}")
+    return ARCHITECTURES[arch](energy_model, image_shape, z_dim, mlp or MLPConfig())
 
 
 def count_parameters(module: nn.Module) -> int:

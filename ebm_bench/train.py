@@ -10,6 +10,7 @@ Nothing in the step reads a value back to the host; that happens once per loggin
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from dataclasses import asdict, dataclass, field
@@ -88,12 +89,16 @@ def prepare(config: RunConfig) -> PreparedRun:
         device=device, dataset=config.dataset, default_margin=info.default_margin, image_shape=data.image_shape,
         batch_size=config.batch_size, batches_per_epoch=data.batches.batches_per_epoch,
         expected_steps=config.budget.expected_steps(config.batch_size)))
-    resolved = config.to_dict() | {"device": str(device), "image_size": image_size, "data_root": str(data_root),
+    config = dataclasses.replace(config, image_size=image_size,
+                                 arch=info.default_arch if config.arch == "auto" else config.arch,
+                                 optim=config.optim or info.default_optim)
+    resolved = config.to_dict() | {"device": str(device), "data_root": str(data_root),
                                    "method_options": method.options()}
     run_id = f"{config.method}-{config.dataset}-seed{config.seed}-{config_hash(resolved)[:10]}"
 
     torch.manual_seed(config.seed)  # G is built first: same seed and sizes give every method the same G
-    generator, discriminator = build_networks(config.mlp, method.energy_model, data.image_shape)
+    generator, discriminator = build_networks(config.arch, method.energy_model, data.image_shape, config.z_dim,
+                                              config.mlp)
     return PreparedRun(config=config, resolved=resolved, run_id=run_id, run_dir=Path(config.out) / run_id,
                        device=device, data=data, method=method, generator=generator.to(device),
                        discriminator=discriminator.to(device))
@@ -127,7 +132,7 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------------------------------
     def _noise(self) -> torch.Tensor:
-        return torch.randn(self.cfg.batch_size, self.cfg.mlp.z_dim, device=self.run.device,
+        return torch.randn(self.cfg.batch_size, self.cfg.z_dim, device=self.run.device,
                            generator=self.z_generator)
 
     def _energies(self, images: torch.Tensor) -> Energies:
@@ -269,7 +274,7 @@ class Trainer:
     def sample(self, n: int, seed: int) -> torch.Tensor:
         """n images from G in eval mode (BatchNorm running statistics), from a fixed noise seed."""
         self.G.eval()
-        z = torch.randn(n, self.cfg.mlp.z_dim, generator=torch.Generator().manual_seed(seed))
+        z = torch.randn(n, self.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
         return torch.cat([self.G(chunk.to(self.run.device)) for chunk in z.split(EVAL_BATCH)])
 
     def _write_samples(self) -> None:

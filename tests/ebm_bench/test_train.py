@@ -14,11 +14,11 @@ from ebm_bench.api import matched_configs, run_configs, train_one
 from ebm_bench.errors import ConfigError, MethodContractError
 from ebm_bench.train import Trainer, prepare
 
-SMALL = MLPConfig(n_layer_g=3, size_g=64, n_layer_d=2, size_d=64, z_dim=16)
+SMALL = MLPConfig(n_layer_g=3, size_g=64, n_layer_d=2, size_d=64)
 
 
 def small(mnist_root, tmp_path, method="ebgan", steps=12, **overrides):
-    values = dict(method=method, budget=Budget("steps", steps), batch_size=16, mlp=SMALL, holdout=200,
+    values = dict(method=method, budget=Budget("steps", steps), batch_size=16, mlp=SMALL, z_dim=16, holdout=200,
                   data_root=str(mnist_root), out=str(tmp_path / "runs"), log_every=4, checkpoint_every=8,
                   n_samples=16, download=False)
     return RunConfig(**(values | overrides))
