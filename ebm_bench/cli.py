@@ -18,6 +18,7 @@ from .data import DATASETS, get_dataset
 from .errors import EbmBenchError
 from .method import available_methods, load_plugin
 from .nets import MLPConfig
+from .sweep import PRESETS
 
 
 def _int_list(text: str) -> list[int]:
@@ -45,6 +46,15 @@ def _add_run_parser(subparsers) -> None:
                               description="Train each method x seed with identical data order, networks, "
                                           "optimiser and budget; write one run directory per run.")
     p.add_argument("--methods", required=True, help="comma-separated method names (see `ebm-bench list`)")
+    _add_config_arguments(p)
+    p.add_argument("--restart", action="store_true", help="discard existing run folders and train from scratch")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
+    p.set_defaults(func=_cmd_run)
+
+
+def _add_config_arguments(p) -> None:
+    """The settings every run of one invocation shares (run and sweep)."""
     p.add_argument("--dataset", default="mnist", help="dataset name (default: mnist)")
     p.add_argument("--data-root", help="where datasets live (default: $EBM_BENCH_DATA, then ~/.cache/ebm-bench/data)")
     p.add_argument("--no-download", action="store_true", help="never try to download missing data")
@@ -84,10 +94,6 @@ def _add_run_parser(subparsers) -> None:
     logs.add_argument("--log-every", type=int, default=100, help="steps between trajectory rows")
     logs.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
     logs.add_argument("--holdout", type=int, default=5000, help="training images held out for energy evaluation")
-    p.add_argument("--restart", action="store_true", help="discard existing run folders and train from scratch")
-    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
-    p.set_defaults(func=_cmd_run)
 
 
 def _budget(args) -> Budget:
@@ -108,21 +114,31 @@ def _optim(args) -> OptimConfig | None:
     return dataclasses.replace(get_dataset(args.dataset).default_optim, **given)
 
 
-def _cmd_run(args) -> int:
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    for plugin in args.plugin:
-        load_plugin(plugin)
-    base = RunConfig(
+def _methods(text: str | None) -> list[str]:
+    return [m.strip() for m in (text or "").split(",") if m.strip()]
+
+
+def _base_config(args) -> RunConfig:
+    return RunConfig(
         dataset=args.dataset, budget=_budget(args), batch_size=args.batch_size, image_size=args.image_size,
         arch=args.arch, z_dim=args.z_dim,
         mlp=MLPConfig(args.n_layer_g, args.size_g, args.n_layer_d, args.size_d, args.dropout_d), optim=_optim(args),
         holdout=args.holdout, device=args.device, data_root=args.data_root, download=not args.no_download,
         out=args.out, log_every=args.log_every, checkpoint_every=args.checkpoint_every)
+
+
+def _method_options(args) -> dict:
     options = dict(args.option)
     if args.margin is not None:
         options["margin"] = args.margin
-    results = run(methods, args.seeds, base=base, method_options=options, restart=args.restart,
-                  show_progress=not args.quiet)
+    return options
+
+
+def _cmd_run(args) -> int:
+    for plugin in args.plugin:
+        load_plugin(plugin)
+    results = run(_methods(args.methods), args.seeds, base=_base_config(args), method_options=_method_options(args),
+                  restart=args.restart, show_progress=not args.quiet)
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2, default=str))
     return 0 if all(r.status == "finished" for r in results) else 1
@@ -138,6 +154,56 @@ def _cmd_list(args) -> int:
     console.print("[bold]datasets[/bold]")
     for name, info in DATASETS.items():
         console.print(f"  {name:<12} {info.description}", soft_wrap=True, highlight=False)
+    console.print("[bold]sweep presets[/bold]")
+    for name, preset in PRESETS.items():
+        console.print(f"  {name:<20} {preset.description}", soft_wrap=True, highlight=False)
+    return 0
+
+
+def _add_sweep_parser(subparsers) -> None:
+    p = subparsers.add_parser("sweep", help="a grid of runs (or a paper preset), resumable, local or on Ray",
+                              description="Expand a grid over config fields x methods x seeds and train every run "
+                                          "not finished yet. Re-running resumes; diverged runs stay recorded.")
+    p.add_argument("--preset", help=f"a named sweep: {', '.join(PRESETS)}")
+    p.add_argument("--methods", help="comma-separated methods (default: the preset's)")
+    p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                   help="a grid axis over any config field or method option, e.g. margin=1,2,4 (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="fix a field for every run, after the preset (e.g. --set size_g=800)")
+    p.add_argument("--sample", type=int, help="a seeded random subset of K grid points")
+    p.add_argument("--dry-run", action="store_true", help="print the runs and exit")
+    p.add_argument("--name", help="sweep name for its summary and plots (default: the preset or 'sweep')")
+    p.add_argument("--executor", choices=("local", "ray"), default="local")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: in this process)")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs per run")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray GPUs per run (fractions share a GPU)")
+    p.add_argument("--no-plots", action="store_true", help="skip the plots at the end")
+    _add_config_arguments(p)
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _cmd_sweep(args) -> int:
+    from .sweep import sweep_main
+
+    for plugin in args.plugin:
+        load_plugin(plugin)
+    return sweep_main(args, _base_config(args), _method_options(args), _methods(args.methods))
+
+
+def _add_plot_parser(subparsers) -> None:
+    p = subparsers.add_parser("plot", help="plots of run folders: trajectories, margin curve, histograms, samples")
+    p.add_argument("runs", nargs="+", help="run folders, or folders of them")
+    p.add_argument("--out", default="plots", help="output folder for PNG and SVG files (default: plots)")
+    p.add_argument("--metrics", help="comma-separated record columns to plot, e.g. evaluation.i_prime")
+    p.set_defaults(func=_cmd_plot)
+
+
+def _cmd_plot(args) -> int:
+    from .plots import plot_all
+
+    for path in plot_all(args.runs, args.out, _methods(args.metrics)):
+        print(path)
     return 0
 
 
@@ -147,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ebm-bench {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(subparsers)
+    _add_sweep_parser(subparsers)
+    _add_plot_parser(subparsers)
     listing = subparsers.add_parser("list", help="show the registered methods and datasets")
     listing.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
     listing.set_defaults(func=_cmd_list)

@@ -204,3 +204,4 @@ def get_dataset(name: str) -> DatasetInfo:
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}")
     return DATASETS[name]
+from . import image_datasets  # noqa: E402,F401  (registers celeba, lsun-bedroom, folder)

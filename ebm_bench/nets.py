@@ -141,3 +141,4 @@ def build_networks(arch: str, energy_model: str, image_shape: tuple[int, int, in
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+from . import convnets  # noqa: E402,F401  (registers dcgan, began)
