@@ -207,6 +207,89 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+FORMATS = ("rich", "markdown", "csv", "latex", "html")
+
+
+def _add_leaderboard_parsers(subparsers) -> None:
+    p = subparsers.add_parser("leaderboard", help="a ranked table of methods from run folders",
+                              description="One row per method (and variant) per dataset and budget: mean, std "
+                                          "and 95%% CI of each metric over seeds, seeds and diverged runs, size, "
+                                          "speed, and the real-data reference row.")
+    p.add_argument("runs", nargs="+", help="run folders, or folders of them")
+    p.add_argument("--format", choices=FORMATS, default="rich")
+    p.add_argument("--metrics", help="comma-separated metrics (default: every metric the records hold)")
+    p.add_argument("--rank-by", help="metric to rank by, in its own direction (default: the first metric)")
+    p.add_argument("--reference", default="auto",
+                   help="real-data reference row: auto (MNIST train images scored like the runs), none")
+    p.add_argument("--data-root", help="where MNIST is, for the reference row (default: as for `run`)")
+    p.add_argument("--output", help="write to this file instead of stdout")
+    p.set_defaults(func=_cmd_leaderboard)
+    c = subparsers.add_parser("compare", help="two leaderboards side by side, with significance of differences",
+                              description="Per method and metric: both means, B - A, and Welch's t-test over "
+                                          "seeds. Refuses setups that differ in what changes the numbers.")
+    c.add_argument("a", help="a leaderboard CSV, or a folder of runs")
+    c.add_argument("b", help="a leaderboard CSV, or a folder of runs")
+    c.add_argument("--force", action="store_true", help="compare even when the setups differ")
+    c.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    c.add_argument("--format", choices=("rich", "markdown", "csv"), default="rich")
+    c.set_defaults(func=_cmd_compare)
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        from pathlib import Path
+
+        from .store import atomic_write_bytes
+
+        atomic_write_bytes(Path(output), text.encode())
+    else:
+        sys.stdout.write(text)
+
+
+def _print_rich(header: list[str], rows: list[list[str]], title: str, note: str = "") -> None:
+    from rich.table import Table
+
+    table = Table(title=title, caption=note or None)
+    for name in header:
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*[escape(cell) for cell in row])
+    Console(width=max(160, Console().width)).print(table)
+
+
+def _cmd_leaderboard(args) -> int:
+    from .leaderboard import display_rows, render
+    from .reporting import leaderboard_from_runs
+
+    table = leaderboard_from_runs(args.runs, _methods(args.metrics), args.rank_by, args.reference, args.data_root)
+    if args.format == "rich" and not args.output:
+        _print_rich(*display_rows(table), title="ebm-bench leaderboard",
+                    note="mean ± std [95% CI] over finished seeds")
+    else:
+        _emit(render(table, "markdown" if args.format == "rich" else args.format), args.output)
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from .leaderboard import compare_tables, render
+    from .reporting import load_table
+
+    comparison, differences = compare_tables(load_table(args.a), load_table(args.b), args.force, args.alpha)
+    for line in differences:
+        Console(stderr=True).print(f"setup: {escape(line)}", highlight=False, soft_wrap=True)
+    if args.format == "rich":
+        header = list(comparison.columns)
+        _print_rich(header, [[str(v) for v in row] for row in comparison.itertuples(index=False)],
+                    title=f"B - A  (A = {args.a}, B = {args.b}; Welch's t-test, alpha {args.alpha})")
+    elif args.format == "csv":
+        _emit(render(comparison, "csv"), None)
+    else:
+        lines = ["| " + " | ".join(comparison.columns) + " |", "|" + "---|" * len(comparison.columns)]
+        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in comparison.itertuples(index=False)]
+        _emit("\n".join(lines) + "\n", None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ebm-bench", description="Benchmark energy-based GANs under matched "
                                      "budgets: GAN, EBGAN, EBGAN-PT, BEGAN, MAGAN.")
@@ -215,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(subparsers)
     _add_sweep_parser(subparsers)
     _add_plot_parser(subparsers)
+    _add_leaderboard_parsers(subparsers)
     listing = subparsers.add_parser("list", help="show the registered methods and datasets")
     listing.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
     listing.set_defaults(func=_cmd_list)

@@ -8,7 +8,7 @@ from typing import Iterable
 import pandas as pd
 
 from .errors import ConfigError
-from .store import CONFIG, RESULT, SCHEMA_VERSION, TRAJECTORY, read_json
+from .store import CONFIG, MANIFEST, RESULT, SCHEMA_VERSION, TRAJECTORY, read_json
 
 
 def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
@@ -43,6 +43,8 @@ def load_record(run_dir: Path) -> dict:
     config = read_json(run_dir / CONFIG)
     row = _flatten("config.", config) | _flatten("", {k: v for k, v in result.items() if k != "final"})
     row |= _flatten("final.", result.get("final", {}))
+    if (run_dir / MANIFEST).is_file():
+        row |= _flatten("manifest.", read_json(run_dir / MANIFEST))
     row["run_dir"] = str(run_dir)
     return row
 

@@ -1,0 +1,267 @@
+"""Leaderboards from run records, and comparisons of two leaderboards.
+
+A leaderboard row is one method (and variant, where the configs of a method's runs differ in more than the seed)
+on one dataset and budget: for each metric the mean, std and 95% Student-t interval over the seeds that
+finished, how many seeds ran and how many diverged (a diverged or failed run counts as a failure, never
+silently dropped), parameter counts, wall time and speed, and the setup the numbers depend on (evaluation N,
+classifier and Inception weights hashes, library versions, data hash). Rows are ranked by a metric in its own
+direction (higher or lower is better).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+from typing import Sequence
+
+import pandas as pd
+
+from .errors import ConfigError
+from .stats import ci95_half_width, welch_t_test
+
+GROUP_KEYS = ["dataset", "budget", "method", "variant"]
+# Columns of the records that say what a number means; a comparison across different values is refused.
+SETUP_COLUMNS = {
+    "eval_n": "evaluation.n",
+    "classifier_sha256": "evaluation_provenance.classifier_sha256",
+    "inception_sha256": "evaluation_provenance.inception_weights_sha256",
+    "torch_fidelity": "evaluation_provenance.torch_fidelity_version",
+    "data_sha256": "manifest.data_sha256",
+    "image_size": "config.image_size",
+}
+INFO_COLUMNS = {"torch": "manifest.versions.torch", "ebm_bench": "manifest.versions.ebm-bench"}
+BLOCKING_SETUP = ("budget", "eval_n", "classifier_sha256", "inception_sha256", "torch_fidelity", "data_sha256",
+                  "image_size")
+# Config columns that never make a variant: they do not change results or are the grouping keys already.
+_NOT_VARIANT = {"config.seed", "config.out", "config.data_root", "config.download", "config.log_every",
+                "config.checkpoint_every", "config.method", "config.dataset", "config.budget.kind",
+                "config.budget.amount", "config.n_samples"}
+ENERGY_METRICS = {"energy_heldout_mean": None, "energy_generated_mean": None, "energy_auroc": None}
+
+
+def metric_direction(metric: str) -> str | None:
+    """"higher" or "lower" (which is better), or None for diagnostics without a better side."""
+    from ebm_bench.metrics import METRICS
+
+    return METRICS[metric].direction if metric in METRICS else None
+
+
+def _short(column: str) -> str:
+    for prefix in ("config.method_options.", "config.mlp.", "config.optim.", "config."):
+        if column.startswith(prefix):
+            return column[len(prefix):]
+    return column
+
+
+def _variants(records: pd.DataFrame) -> pd.Series:
+    """Per run: the config fields in which its method's runs differ (besides the seed), as 'name=value; ...'."""
+    variant = pd.Series("", index=records.index)
+    for _, runs in records.groupby(["dataset", "method"]):
+        columns = [c for c in runs.columns if c.startswith("config.") and c not in _NOT_VARIANT
+                   and runs[c].astype(str).nunique() > 1]
+        variant[runs.index] = runs[columns].apply(
+            lambda row: "; ".join(f"{_short(c)}={row[c]}" for c in columns), axis=1) if columns else ""
+    return variant
+
+
+def record_metrics(records: pd.DataFrame) -> list[str]:
+    """Metric names present in the records' `evaluation.*` columns (counts like n and n_heldout excluded)."""
+    names = [c[len("evaluation."):] for c in records.columns if c.startswith("evaluation.")]
+    return [n for n in names if not (n == "n" or n.startswith("n_")) and pd.api.types.is_numeric_dtype(
+        records[f"evaluation.{n}"])]
+
+
+def _round(value, digits: int = 6):
+    if value is None or isinstance(value, str) or value != value or value in (math.inf, -math.inf):
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def leaderboard_table(records: pd.DataFrame, metrics: Sequence[str] = (), rank_by: str | None = None,
+                      reference: dict[str, float] | None = None, reference_label: str = "real data"
+                      ) -> pd.DataFrame:
+    """One row per (dataset, budget, method, variant), ranked by `rank_by` within each dataset and budget."""
+    if records.empty:
+        raise ConfigError("no run records to make a leaderboard from")
+    records = records.copy()
+    records["budget"] = records["budget.amount"].map(lambda a: f"{a:g}") + " " + records["budget.kind"]
+    records["variant"] = _variants(records)
+    metrics = list(metrics) or record_metrics(records)
+    missing = [m for m in metrics if f"evaluation.{m}" not in records]
+    if missing:
+        raise ConfigError(f"the records hold no metric(s) {', '.join(missing)}; they hold: "
+                          f"{', '.join(record_metrics(records)) or 'none'}")
+    rows = []
+    for key, runs in records.groupby(GROUP_KEYS, sort=True):
+        finished = runs[runs["status"] == "finished"]
+        row = dict(zip(GROUP_KEYS, key)) | {"n_runs": len(runs), "n_diverged": int((runs["status"] != "finished")
+                                                                                     .sum())}
+        for metric in metrics:
+            values = finished[f"evaluation.{metric}"].dropna().astype(float)
+            n = len(values)
+            std = values.std(ddof=1) if n > 1 else float("nan")
+            row |= {f"{metric}_mean": values.mean() if n else float("nan"), f"{metric}_std": std,
+                    f"{metric}_ci95": ci95_half_width(std, n), f"{metric}_n": n}
+        row |= {"params_g": int(runs["params_g"].iloc[0]), "params_d": int(runs["params_d"].iloc[0]),
+                "wall_s": finished["wall_s"].mean(), "steps_per_s": finished["steps_per_s"].mean()}
+        for name, column in (SETUP_COLUMNS | INFO_COLUMNS).items():
+            values = sorted(runs[column].dropna().astype(str).unique()) if column in runs else []
+            row[name] = "|".join(values)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if reference:
+        table = pd.concat([table, _reference_rows(table, metrics, reference, reference_label)], ignore_index=True)
+    table = _rank(table, rank_by or (metrics[0] if metrics else None))
+    return table.apply(lambda column: column.map(_round)) if not table.empty else table
+
+
+def _reference_rows(table: pd.DataFrame, metrics: Sequence[str], reference: dict[str, float], label: str
+                    ) -> pd.DataFrame:
+    rows = []
+    for dataset, budget in table[["dataset", "budget"]].drop_duplicates().itertuples(index=False):
+        row = {"dataset": dataset, "budget": budget, "method": label, "variant": "", "n_runs": 0, "n_diverged": 0}
+        for metric in metrics:
+            row |= {f"{metric}_mean": reference.get(metric, float("nan")), f"{metric}_std": float("nan"),
+                    f"{metric}_ci95": float("nan"), f"{metric}_n": 0}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _rank(table: pd.DataFrame, rank_by: str | None) -> pd.DataFrame:
+    if rank_by is None:
+        table.insert(0, "rank", "")
+        return table
+    if f"{rank_by}_mean" not in table:
+        raise ConfigError(f"cannot rank by {rank_by!r}: not a metric of this table")
+    ascending = metric_direction(rank_by) == "lower"
+    table = table.sort_values(["dataset", "budget", f"{rank_by}_mean"], ascending=[True, True, ascending],
+                              na_position="last", kind="stable").reset_index(drop=True)
+    is_model = table["n_runs"] > 0
+    ranks = table[is_model].groupby(["dataset", "budget"]).cumcount() + 1
+    table.insert(0, "rank", ranks.reindex(table.index).map(lambda r: "" if r != r else str(int(r))))
+    return table
+
+
+# -- rendering --------------------------------------------------------------------------------------------------
+def _metrics_of(table: pd.DataFrame) -> list[str]:
+    return [c[: -len("_mean")] for c in table.columns if c.endswith("_mean") and f"{c[:-5]}_ci95" in table]
+
+
+def _cell(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def display_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Header and string cells: each metric as 'mean ± std [low, high]' (the 95% interval)."""
+    metrics = _metrics_of(table)
+    arrows = {m: {"higher": " ↑", "lower": " ↓"}.get(metric_direction(m) or "", "") for m in metrics}
+    header = (["rank", "dataset", "budget", "method", "variant", "seeds", "diverged"]
+              + [f"{m}{arrows[m]}" for m in metrics] + ["params G", "params D", "wall s", "steps/s"])
+    rows = []
+    for _, r in table.iterrows():
+        cells = [str(r["rank"]), r["dataset"], r["budget"], r["method"], r["variant"] or "",
+                 _cell(r["n_runs"]), _cell(r["n_diverged"])]
+        for m in metrics:
+            mean, std, ci = r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_ci95"]
+            text = _cell(mean)
+            if std == std:
+                text += f" ± {_cell(std, 2)}"
+            if ci == ci:
+                text += f" [{_cell(mean - ci)}, {_cell(mean + ci)}]"
+            cells.append(text)
+        cells += [f"{int(r['params_g']):,}" if r["params_g"] == r["params_g"] else "-",
+                  f"{int(r['params_d']):,}" if r["params_d"] == r["params_d"] else "-",
+                  _cell(r["wall_s"]), _cell(r["steps_per_s"])]
+        rows.append(cells)
+    return header, rows
+
+
+def _setup_note(table: pd.DataFrame) -> str:
+    parts = []
+    for name in list(SETUP_COLUMNS) + list(INFO_COLUMNS):
+        values = sorted({v for v in table.get(name, pd.Series(dtype=str)).dropna().astype(str) if v})
+        if values:
+            parts.append(f"{name}: {', '.join(v[:16] for v in values)}")
+    return "; ".join(parts)
+
+
+def render(table: pd.DataFrame, fmt: str) -> str:
+    """The table as markdown, csv, latex or html (rich tables are printed by the CLI)."""
+    if fmt == "csv":
+        buffer = io.StringIO()
+        table.to_csv(buffer, index=False, lineterminator="\n")
+        return buffer.getvalue()
+    header, rows = display_rows(table)
+    note = _setup_note(table)
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        return "\n".join(lines) + f"\n\nMean ± std [95% CI] over finished seeds. {note}\n"
+    if fmt == "latex":
+        def tex(text: str) -> str:
+            for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"),
+                         ("±", "$\\pm$"), ("↑", "$\\uparrow$"), ("↓", "$\\downarrow$")):
+                text = text.replace(a, b)
+            return text
+        lines = ["\\begin{tabular}{" + "l" * len(header) + "}", "\\hline",
+                 " & ".join(tex(h) for h in header) + " \\\\", "\\hline"]
+        lines += [" & ".join(tex(c) for c in row) + " \\\\" for row in rows]
+        return "\n".join(lines + ["\\hline", "\\end{tabular}"]) + "\n"
+    if fmt == "html":
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>\n" for row in rows)
+        return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                "<title>ebm-bench leaderboard</title>\n<style>body{font-family:sans-serif;margin:2em}"
+                "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}"
+                "td:nth-child(-n+5),th:nth-child(-n+5){text-align:left}th{background:#eee}</style>\n</head>\n"
+                f"<body>\n<h1>ebm-bench leaderboard</h1>\n<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n"
+                f"{body}</tbody>\n</table>\n<p>Mean ± std [95% CI] over finished seeds. {html.escape(note)}</p>\n"
+                "</body>\n</html>\n")
+    raise ConfigError(f"unknown format {fmt!r}; use rich, markdown, csv, latex or html")
+
+
+# -- comparing two leaderboards ---------------------------------------------------------------------------------
+def setup_differences(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
+    """What differs between the setups of two tables, blocking differences first (each as a sentence)."""
+    found = []
+    for name in list(BLOCKING_SETUP) + list(INFO_COLUMNS):
+        values_a = {str(v) for v in a.get(name, pd.Series(dtype=str)).dropna() if str(v)}
+        values_b = {str(v) for v in b.get(name, pd.Series(dtype=str)).dropna() if str(v)}
+        if values_a != values_b:
+            kind = "changes the numbers" if name in BLOCKING_SETUP else "may change the numbers"
+            found.append(f"{name} differs ({kind}): A has {', '.join(sorted(values_a)) or 'none'}, "
+                         f"B has {', '.join(sorted(values_b)) or 'none'}")
+    return found
+
+
+def compare_tables(a: pd.DataFrame, b: pd.DataFrame, force: bool = False, alpha: float = 0.05
+                   ) -> tuple[pd.DataFrame, list[str]]:
+    """Per method, variant and metric: both means, B - A, Welch's t-test over seeds, and which side is better.
+
+    Refuses (ConfigError) when the setups differ in a way that changes the numbers, unless `force`.
+    """
+    differences = setup_differences(a, b)
+    blocking = [d for d in differences if "(changes the numbers)" in d]
+    if blocking and not force:
+        raise ConfigError("these leaderboards were made under different setups, so their numbers are not "
+                          "comparable:\n  " + "\n  ".join(blocking) + "\nUse --force to compare them anyway.")
+    keys = ["dataset", "method", "variant"]
+    a, b = (t[t["n_runs"] > 0].fillna({"variant": ""}) for t in (a, b))
+    merged = a.merge(b, on=keys, suffixes=("_a", "_b"))
+    rows = []
+    for metric in sorted(set(_metrics_of(a)) & set(_metrics_of(b))):
+        direction = metric_direction(metric)
+        for _, r in merged.iterrows():
+            mean_a, mean_b = r[f"{metric}_mean_a"], r[f"{metric}_mean_b"]
+            t, p = welch_t_test(mean_b, r[f"{metric}_std_b"], int(r[f"{metric}_n_b"]),  # t of B - A
+                                mean_a, r[f"{metric}_std_a"], int(r[f"{metric}_n_a"]))
+            better = ""
+            if p == p and p < alpha and direction:
+                better = "B" if (mean_b > mean_a) == (direction == "higher") else "A"
+            rows.append({**{k: r[k] for k in keys}, "metric": metric, "mean_a": mean_a, "mean_b": mean_b,
+                         "diff_b_minus_a": mean_b - mean_a, "welch_t": t, "p_value": p,
+                         "significant": bool(p == p and p < alpha), "better": better})
+    return pd.DataFrame(rows).apply(lambda column: column.map(_round)), differences
