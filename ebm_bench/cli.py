@@ -18,6 +18,7 @@ from .data import DATASETS, get_dataset
 from .errors import EbmBenchError
 from .method import available_methods, load_plugin
 from .nets import MLPConfig
+from .scoring import add_classifier_parser, add_score_parser
 from .sweep import PRESETS
 
 
@@ -94,6 +95,13 @@ def _add_config_arguments(p) -> None:
     logs.add_argument("--log-every", type=int, default=100, help="steps between trajectory rows")
     logs.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
     logs.add_argument("--holdout", type=int, default=5000, help="training images held out for energy evaluation")
+    scores = p.add_argument_group("end-of-run scores")
+    scores.add_argument("--eval-n", type=int, default=RunConfig().eval_n,
+                        help="samples scored with the MNIST-classifier metrics (default 10000; 0: off)")
+    scores.add_argument("--inception-n", type=int,
+                        help="samples scored with Inception IS/FID/KID (default: 10000 on GPU, off on CPU)")
+    scores.add_argument("--inception-weights", default=None,
+                        help="Inception weights file (default: $EBM_BENCH_INCEPTION_WEIGHTS, else downloaded)")
 
 
 def _budget(args) -> Budget:
@@ -124,7 +132,8 @@ def _base_config(args) -> RunConfig:
         arch=args.arch, z_dim=args.z_dim,
         mlp=MLPConfig(args.n_layer_g, args.size_g, args.n_layer_d, args.size_d, args.dropout_d), optim=_optim(args),
         holdout=args.holdout, device=args.device, data_root=args.data_root, download=not args.no_download,
-        out=args.out, log_every=args.log_every, checkpoint_every=args.checkpoint_every)
+        out=args.out, log_every=args.log_every, checkpoint_every=args.checkpoint_every, eval_n=args.eval_n,
+        inception_n=args.inception_n, inception_weights=args.inception_weights)
 
 
 def _method_options(args) -> dict:
@@ -153,7 +162,7 @@ def _cmd_list(args) -> int:
         console.print(f"  {name:<12} {cls.description}", soft_wrap=True, highlight=False)
     console.print("[bold]datasets[/bold]")
     for name, info in DATASETS.items():
-        console.print(f"  {name:<12} {info.description}", soft_wrap=True, highlight=False)
+        console.print(f"  {name:<21} {info.description}", soft_wrap=True, highlight=False)
     console.print("[bold]sweep presets[/bold]")
     for name, preset in PRESETS.items():
         console.print(f"  {name:<20} {preset.description}", soft_wrap=True, highlight=False)
@@ -299,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_parser(subparsers)
     _add_plot_parser(subparsers)
     _add_leaderboard_parsers(subparsers)
+    add_score_parser(subparsers)
+    add_classifier_parser(subparsers)
     listing = subparsers.add_parser("list", help="show the registered methods and datasets")
     listing.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
     listing.set_defaults(func=_cmd_list)

@@ -93,12 +93,17 @@ class RunConfig:
     log_every: int = 100
     checkpoint_every: int = 1000
     n_samples: int = 64  # images in the final sample grid
+    eval_n: int = 10000  # generated samples scored at the end by the MNIST-classifier metrics (0: none)
+    inception_n: int | None = None  # ... by Inception IS/FID/KID; None: 10000 on a GPU, off (0) on a CPU
+    inception_weights: str | None = None  # None: $EBM_BENCH_INCEPTION_WEIGHTS, else torch-fidelity's download
 
     def validate(self) -> None:
         self.budget.validate()
         if self.optim is not None:
             self.optim.validate()
         self.mlp.validate()
+        if self.eval_n < 0 or (self.inception_n or 0) < 0:
+            raise ConfigError("eval_n and inception_n must be >= 0 (0 switches that evaluation off)")
         for name in ("batch_size", "log_every", "checkpoint_every", "n_samples", "z_dim"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -129,7 +134,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 # Where a run's files go and how often it reports do not change its results, so they are not part of its identity.
-_NOT_IDENTITY = ("out", "data_root", "download", "log_every", "checkpoint_every")
+_NOT_IDENTITY = ("out", "data_root", "download", "log_every", "checkpoint_every", "inception_weights")
 
 
 def config_hash(resolved: dict[str, Any]) -> str:

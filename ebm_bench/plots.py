@@ -120,11 +120,12 @@ def plot_all(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str
     if records.empty:
         raise ConfigError(f"no run folders under {', '.join(map(str, paths))}")
     out = Path(out)
-    metrics = list(metrics) or [c for c in records.columns if c.startswith("evaluation.")
-                                and pd.api.types.is_numeric_dtype(records[c]) and not c.startswith("evaluation.n_")]
+    preferred = ["evaluation.i_prime", "evaluation.classes_covered", "evaluation.mnist_is", "evaluation.fid_mnist",
+                 "evaluation.fid", "evaluation.energy_auroc"]
+    metrics = list(metrics) or [c for c in preferred if c in records and records[c].notna().any()]
     written = plot_trajectories(records, out) + plot_sample_grids(records, out)
     if MARGIN in records and records[MARGIN].nunique() > 1:
         written += plot_margin_sensitivity(records, out, metrics)
-    for metric in metrics[:1]:
+    for metric in metrics[:1]:  # the paper's Figure 2 is a histogram of I'
         written += plot_histograms(records, out, metric)
     return written

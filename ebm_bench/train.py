@@ -32,6 +32,9 @@ from .trajectory import STANDARD_COLUMNS, IntervalStats
 SAMPLE_SEED = 2016  # the sample grid uses the same z for every run, so grids compare across methods and seeds
 EVAL_BATCH = 500
 N_EVAL_FAKE = 5000  # generated samples for the end-of-run energy AUROC
+N_INCEPTION_GPU = 10000  # Inception metrics are on by default on a GPU (about 6 images/s on a 2-core CPU)
+CLASSIFIER_METRICS = ("i_prime", "mnist_is", "classes_covered", "class_kl", "fid_mnist")
+INCEPTION_METRICS = ("is", "fid", "kid")
 
 
 @dataclass
@@ -54,7 +57,8 @@ class RunResult:
     params_g: int = 0
     params_d: int = 0
     final: dict[str, float] = field(default_factory=dict)  # the last trajectory row
-    evaluation: dict[str, float] = field(default_factory=dict)  # held-out energy, AUROC
+    evaluation: dict[str, float] = field(default_factory=dict)  # sample scores, held-out energy, AUROC
+    evaluation_provenance: dict[str, Any] = field(default_factory=dict)  # N, weights hashes, library version
     diverged_at_step: int | None = None
     schema_version: int = SCHEMA_VERSION
 
@@ -91,7 +95,9 @@ def prepare(config: RunConfig) -> PreparedRun:
         expected_steps=config.budget.expected_steps(config.batch_size)))
     config = dataclasses.replace(config, image_size=image_size,
                                  arch=info.default_arch if config.arch == "auto" else config.arch,
-                                 optim=config.optim or info.default_optim)
+                                 optim=config.optim or info.default_optim,
+                                 inception_n=(N_INCEPTION_GPU if device.type == "cuda" else 0)
+                                 if config.inception_n is None else config.inception_n)
     resolved = config.to_dict() | {"device": str(device), "data_root": str(data_root),
                                    "method_options": method.options()}
     run_id = f"{config.method}-{config.dataset}-seed{config.seed}-{config_hash(resolved)[:10]}"
@@ -197,7 +203,8 @@ class Trainer:
         started = time.perf_counter()
         next_checkpoint = (steps // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
         budget = self.cfg.budget
-        while not budget.exhausted(steps, images, wall_before + time.perf_counter() - started):
+        done = budget.exhausted(steps, images, wall_before)
+        while not done:  # the step that exhausts the budget is always logged and checkpointed
             self.G.train(), self.D.train()
             self.step(steps, check_contract=steps == 0)
             steps += 1
@@ -234,7 +241,10 @@ class Trainer:
     def _finish(self) -> RunResult:
         if self.result.status != "diverged":
             self._write_samples()
-            self.result.evaluation = self._evaluate()
+            self.result.evaluation = self._evaluate_energy()
+            scores, provenance = self._score_samples()
+            self.result.evaluation |= scores
+            self.result.evaluation_provenance = provenance
             self.result.status = "finished"
         write_json(self.run.run_dir / RESULT, asdict(self.result))
         return self.result
@@ -285,8 +295,32 @@ class Trainer:
                    nrow=int(self.cfg.n_samples ** 0.5), normalize=True, value_range=(-1, 1))
         atomic_write_bytes(self.run.run_dir / SAMPLES, buffer.getvalue())
 
+    def _score_samples(self) -> tuple[dict[str, float], dict[str, Any]]:
+        """Classifier metrics (MNIST) on `eval_n` samples and Inception metrics on `inception_n`, with provenance.
+
+        MNIST is scored against its test split; other datasets against the run's held-out real images.
+        """
+        from ebm_bench.metrics import score_images_with_provenance
+
+        cfg, scores, provenance = self.cfg, {}, {}
+        data_root = self.run.resolved["data_root"]
+        reference = "mnist-test" if cfg.dataset == "mnist" else self.run.data.holdout
+        if cfg.eval_n and cfg.dataset == "mnist":
+            samples = self.sample(cfg.eval_n, SAMPLE_SEED + 2)
+            scores, provenance = score_images_with_provenance(samples, CLASSIFIER_METRICS, reference,
+                                                              device=self.run.device, data_root=data_root)
+            scores["n"] = len(samples)
+        if cfg.inception_n:
+            samples = self.sample(cfg.inception_n, SAMPLE_SEED + 3)
+            inception, record = score_images_with_provenance(
+                samples, INCEPTION_METRICS, reference, device=self.run.device, data_root=data_root,
+                inception_weights=cfg.inception_weights)
+            scores |= inception | {"inception_n": len(samples)}
+            provenance |= {k: v for k, v in record.items() if v is not None and k not in ("n", "classifier_sha256")}
+        return scores, provenance
+
     @torch.no_grad()
-    def _evaluate(self) -> dict[str, float]:
+    def _evaluate_energy(self) -> dict[str, float]:
         """Energy of held-out real data and the AUROC of real-vs-generated energy (D in eval mode)."""
         from ebm_bench.metrics.energy import auroc
 

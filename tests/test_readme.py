@@ -20,7 +20,7 @@ def test_readme_plugin_example_runs_through_the_cli(tmp_path, mnist_root, capsys
     plugin.write_text(code_block("# my_methods.py"))
     assert "ebm-bench run --plugin my_methods.py --methods lsgan,gan --steps 500" in README
     code = main(["run", "--plugin", str(plugin), "--methods", "lsgan,gan", "--steps", "6", "--batch-size", "16",
-                 "--size-g", "32", "--size-d", "32", "--log-every", "3", "--holdout", "100",
+                 "--size-g", "32", "--size-d", "32", "--log-every", "3", "--holdout", "100", "--eval-n", "100",
                  "--data-root", str(mnist_root), "--out", str(tmp_path / "runs"), "--quiet", "--json"])
     assert code == 0
     out = capsys.readouterr().out

@@ -7,7 +7,7 @@ import pytest
 from ebm_bench.cli import main
 
 SMALL = ["--steps", "8", "--batch-size", "16", "--n-layer-g", "3", "--size-g", "32", "--size-d", "32",
-         "--z-dim", "8", "--log-every", "4", "--holdout", "100", "--no-download"]
+         "--z-dim", "8", "--log-every", "4", "--holdout", "100", "--no-download", "--eval-n", "100"]
 
 
 def test_list_shows_every_method_and_dataset(capsys):

@@ -17,7 +17,7 @@ from ebm_bench.sweep import build_sweep, execute_local, execute_ray, expand, par
 def base(mnist_root, tmp_path, steps=6):
     return RunConfig(budget=Budget("steps", steps), batch_size=16, mlp=MLPConfig(n_layer_g=2, size_g=32, size_d=32),
                      z_dim=8, holdout=64, data_root=str(mnist_root), out=str(tmp_path / "runs"), log_every=2,
-                     checkpoint_every=2, n_samples=4, download=False)
+                     checkpoint_every=2, n_samples=4, download=False, eval_n=100)
 
 
 def sweep(preset=None, methods=(), grid=(), settings=(), seeds=(0,), options=None, sample=None, config=None):
@@ -145,6 +145,7 @@ def test_sweep_command_writes_a_summary_and_plots(mnist_root, tmp_path, capsys):
 
     small = ["--steps", "4", "--batch-size", "16", "--n-layer-g", "2", "--size-g", "32", "--size-d", "32",
              "--z-dim", "8", "--log-every", "2", "--holdout", "64", "--no-download", "--data-root", str(mnist_root),
+             "--eval-n", "100",
              "--out", str(tmp_path)]
     assert main(["sweep", "--methods", "ebgan", "--grid", "margin=2,8", "--dry-run", *small]) == 0
     assert "2 runs (2 grid points x 1 method(s) x 1 seed(s))" in capsys.readouterr().out

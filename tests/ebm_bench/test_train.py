@@ -20,7 +20,7 @@ SMALL = MLPConfig(n_layer_g=3, size_g=64, n_layer_d=2, size_d=64)
 def small(mnist_root, tmp_path, method="ebgan", steps=12, **overrides):
     values = dict(method=method, budget=Budget("steps", steps), batch_size=16, mlp=SMALL, z_dim=16, holdout=200,
                   data_root=str(mnist_root), out=str(tmp_path / "runs"), log_every=4, checkpoint_every=8,
-                  n_samples=16, download=False)
+                  n_samples=16, download=False, eval_n=100)
     return RunConfig(**(values | overrides))
 
 
@@ -216,3 +216,19 @@ def test_methods_register_through_the_entry_point_group(monkeypatch):
         assert ebm_bench.get_method("gan").name == "gan"
     finally:
         method_module._REGISTRY.pop("ep-gan", None)
+
+
+def test_end_of_run_scores_carry_their_provenance(mnist_root, tmp_path, inception_weights, monkeypatch):
+    from ebm_bench.metrics import CLASSIFIER_SHA256
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # Inception reference statistics go here
+
+    result = train_one(small(mnist_root, tmp_path, "ebgan", eval_n=120, inception_n=40,
+                             inception_weights=str(inception_weights)))
+    scores = result.evaluation
+    assert scores["n"] == 120 and scores["inception_n"] == 40
+    assert 0 <= scores["classes_covered"] <= 10 and scores["mnist_is"] >= 1.0 and scores["fid"] > 0
+    assert scores["is"] == pytest.approx(1.0)  # the shared weights' fc layer is zeroed: IS means nothing here
+    provenance = result.evaluation_provenance
+    assert provenance["classifier_sha256"] == CLASSIFIER_SHA256 and provenance["reference"] == "mnist-test"
+    assert len(provenance["inception_weights_sha256"]) == 64 and provenance["torch_fidelity_version"]

@@ -1,0 +1,248 @@
+"""IS, FID and KID with Inception-v3 (2015-12-05 weights), computed by torch-fidelity.
+
+torch-fidelity is the reference implementation for GAN-era papers (TF1-exact resize to 299 x 299); this module
+only prepares its inputs and caches reference statistics, it never re-implements a metric.
+
+Input conversion: images are float N x C x H x W in [-1, 1]; they become uint8 by round((x + 1) * 127.5)
+(torch.round: half to even), clamped to 0..255, so -1 -> 0 and 1 -> 255 and uint8 MNIST round-trips exactly.
+Grayscale images are tiled to 3 channels.
+
+Weights: the `weights_path` argument, else the environment variable EBM_BENCH_INCEPTION_WEIGHTS, else the
+genuine file torch-fidelity publishes, downloaded once into torch's hub cache (hash-checked). The weights the
+project ships in shared/weights have a ZEROED fc layer: their pool3 features (FID, KID) are genuine, but their
+logits are all 0, so the Inception Score computed with them is always exactly 1.0 and means nothing.
+
+Reference statistics (the Inception features of e.g. the MNIST test set) are slow on a CPU (a few images per
+second), so they are cached with torch-fidelity's own file cache, under a name that includes everything that
+changes them: dataset, split, N, image size, the weights' sha256 and the torch-fidelity version (torch-fidelity's
+own names for registered datasets ignore the weights file and N). A change of any of these gives a new name, so
+a stale entry is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch_fidelity
+from torch.utils.data import Dataset
+
+from ebm_bench.errors import ConfigError
+
+WEIGHTS_ENV = "EBM_BENCH_INCEPTION_WEIGHTS"
+TORCH_FIDELITY_VERSION = torch_fidelity.__version__
+GENUINE_WEIGHTS_URL = (
+    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+)
+GENUINE_WEIGHTS_HASH_PREFIX = "6726825d"
+KID_SUBSET_SIZE = 1000  # torch-fidelity's default; lowered to N when fewer images are scored
+DEFAULT_BATCH_SIZE = 50
+INCEPTION_METRICS = ("is", "fid", "kid")
+_FIDELITY_KEYS = {
+    "is": "inception_score_mean",
+    "fid": "frechet_inception_distance",
+    "kid": "kernel_inception_distance_mean",
+}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def to_uint8_rgb(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] (or uint8 already) -> uint8 N x 3 x H x W, grayscale tiled to 3 channels."""
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ConfigError(f"Inception metrics take N x 1 x H x W or N x 3 x H x W images, got {tuple(images.shape)}")
+    if images.dtype != torch.uint8:
+        if not images.is_floating_point():
+            raise ConfigError(f"Inception metrics take float images in [-1, 1] or uint8, got {images.dtype}")
+        images = torch.round((images.detach().float().cpu() + 1.0) * 127.5).clamp_(0, 255).to(torch.uint8)
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    return images.cpu().contiguous()
+
+
+class Uint8Images(Dataset):
+    """uint8 3 x H x W tensors, as torch-fidelity wants them; `load` runs on first access only.
+
+    Laziness lets a reference set whose statistics are cached skip loading (and converting) its images.
+    """
+
+    def __init__(self, load: Callable[[], torch.Tensor]):
+        self._load = load
+        self._images: torch.Tensor | None = None
+
+    @property
+    def images(self) -> torch.Tensor:
+        if self._images is None:
+            self._images = to_uint8_rgb(self._load())
+        return self._images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.images[index]
+
+
+@dataclass(frozen=True)
+class InceptionReference:
+    """A reference image set for FID and KID, described by everything that changes its Inception statistics.
+
+    `load` returns the N images (float in [-1, 1] or uint8, N x C x image_size x image_size); it is only called
+    when the statistics are not cached yet.
+    """
+
+    dataset: str  # e.g. "mnist", or "file-<sha256 prefix of the images>"
+    split: str  # e.g. "test"
+    n: int
+    image_size: int
+    load: Callable[[], torch.Tensor]
+
+    def cache_key(self, weights_sha256: str) -> str:
+        return reference_cache_key(self.dataset, self.split, self.n, self.image_size, weights_sha256)
+
+
+def reference_cache_key(dataset: str, split: str, n: int, image_size: int, weights_sha256: str,
+                        fidelity_version: str = TORCH_FIDELITY_VERSION) -> str:
+    """A file-name-safe cache name that changes whenever any input that changes the statistics changes."""
+    parts = [dataset, split, f"n{n}", f"{image_size}px", f"inception-{weights_sha256[:16]}",
+             f"torch-fidelity-{fidelity_version}"]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/ebm-bench/inception, else ~/.cache/ebm-bench/inception."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "ebm-bench" / "inception"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Weights
+
+
+def resolve_weights_path(weights_path: str | Path | None = None, download: bool = True) -> Path:
+    """The Inception weights file: argument, else $EBM_BENCH_INCEPTION_WEIGHTS, else the genuine download.
+
+    Resolving to a file (instead of letting torch-fidelity download it silently) lets every score record the
+    sha256 of the weights that produced it.
+    """
+    chosen = weights_path or os.environ.get(WEIGHTS_ENV)
+    if chosen:
+        path = Path(chosen).expanduser()
+        if not path.is_file():
+            source = "--inception-weights" if weights_path else f"${WEIGHTS_ENV}"
+            raise ConfigError(f"Inception weights not found at {path} (from {source}); point it at the "
+                              "2015-12-05 pool3 weights file, or unset it to download the genuine file")
+        return path
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(GENUINE_WEIGHTS_URL).name
+    if not path.is_file():
+        if not download:
+            raise ConfigError(f"Inception weights not found at {path}; pass --inception-weights FILE or set "
+                              f"{WEIGHTS_ENV}")
+        _download_genuine_weights(path)
+    return path
+
+
+def _download_genuine_weights(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(GENUINE_WEIGHTS_URL, str(path), hash_prefix=GENUINE_WEIGHTS_HASH_PREFIX)
+    except Exception as err:  # no network, proxy, hash mismatch: all need the same fix
+        raise ConfigError(f"could not download the Inception weights from {GENUINE_WEIGHTS_URL} ({err}). Fix: "
+                          f"pass --inception-weights FILE or set {WEIGHTS_ENV} to a local copy") from err
+
+
+def weights_sha256(path: str | Path) -> str:
+    """sha256 of a weights file, memoised on (path, size, mtime): hashing ~100 MB takes a moment."""
+    stat = Path(path).stat()
+    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def inception_metrics(images: torch.Tensor, metrics: tuple[str, ...] | list[str],
+                      reference: InceptionReference | None = None, weights_path: str | Path | None = None,
+                      device: str | torch.device = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
+                      cache_dir: str | Path | None = None, kid_subset_size: int | None = None,
+                      verbose: bool = False) -> dict[str, float]:
+    """Any of "is", "fid", "kid" for float images in [-1, 1], through one torch-fidelity call.
+
+    FID and KID compare against `reference` (its statistics cached, see the module docstring). KID uses subsets
+    of min(1000, N, N_reference) images, torch-fidelity's 100 subsets; IS uses its 10 splits (N >= 10).
+    Returns the means (IS and KID also have standard deviations in torch-fidelity; they are not reported).
+    """
+    metrics = tuple(metrics)
+    unknown = [name for name in metrics if name not in INCEPTION_METRICS]
+    if unknown or not metrics:
+        raise ConfigError(f"unknown Inception metric(s) {unknown}; known: {', '.join(INCEPTION_METRICS)}")
+    needs_reference = any(name in ("fid", "kid") for name in metrics)
+    if needs_reference and reference is None:
+        raise ConfigError("FID and KID need a reference image set")
+    generated = to_uint8_rgb(images)
+    if "is" in metrics and len(generated) < 10:
+        raise ConfigError(f"the Inception Score uses 10 splits and needs at least 10 images, got {len(generated)}")
+    weights = resolve_weights_path(weights_path)
+    kwargs = dict(
+        input1=Uint8Images(lambda: generated),
+        isc="is" in metrics, fid="fid" in metrics, kid="kid" in metrics,
+        feature_extractor_weights_path=str(weights),
+        cuda=torch.device(device).type == "cuda",
+        batch_size=batch_size,
+        save_cpu_ram=True,  # no DataLoader worker processes: the images are already in memory
+        verbose=verbose,
+        cache=False,
+    )
+    if needs_reference:
+        kwargs.update(_reference_kwargs(reference, weights, cache_dir))
+        kwargs["kid_subset_size"] = kid_subset_size or min(KID_SUBSET_SIZE, len(generated), reference.n)
+    result = torch_fidelity.calculate_metrics(**kwargs)
+    return {name: float(result[_FIDELITY_KEYS[name]]) for name in metrics}
+
+
+def _reference_kwargs(reference: InceptionReference, weights: Path, cache_dir: str | Path | None) -> dict:
+    """torch-fidelity arguments for input2: a lazy dataset, cached under our own complete key."""
+    key = reference.cache_key(weights_sha256(weights))
+    cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache_root.mkdir(parents=True, exist_ok=True)
+
+    def load_checked() -> torch.Tensor:
+        images = reference.load()
+        if len(images) != reference.n or tuple(images.shape[-2:]) != (reference.image_size,) * 2:
+            raise ConfigError(f"reference {reference.dataset}/{reference.split} should hold {reference.n} images of "
+                              f"{reference.image_size}x{reference.image_size}, got {tuple(images.shape)}")
+        _write_manifest(cache_root, key, reference, weights)
+        return images
+
+    return dict(input2=Uint8Images(load_checked), input2_cache_name=key, cache=True, cache_root=str(cache_root))
+
+
+def _write_manifest(cache_root: Path, key: str, reference: InceptionReference, weights: Path) -> None:
+    """A readable note of what a cache entry was computed from (torch-fidelity's files are opaque)."""
+    manifest = {"dataset": reference.dataset, "split": reference.split, "n": reference.n,
+                "image_size": reference.image_size, "inception_weights": str(weights),
+                "inception_weights_sha256": weights_sha256(weights), "torch_fidelity_version": TORCH_FIDELITY_VERSION}
+    (cache_root / f"{key}.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def cached_reference_files(cache_dir: str | Path, key: str) -> list[Path]:
+    """The torch-fidelity cache files stored under `key` (features and statistics), sorted."""
+    return sorted(path for path in Path(cache_dir).glob(f"{key}-*.pt"))

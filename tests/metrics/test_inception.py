@@ -1,0 +1,148 @@
+"""IS / FID / KID through torch-fidelity: same numbers as calling it directly, and a reference cache that is
+never read for the wrong weights or N. Inception runs at a few images per second on a CPU: keep sets tiny."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+import torch_fidelity
+from torch.utils.data import Dataset
+
+from ebm_bench.data import load_mnist, to_unit_range
+from ebm_bench.errors import ConfigError
+from ebm_bench.metrics import InceptionReference, inception_metrics, reference_cache_key, score_images, to_uint8_rgb
+from ebm_bench.metrics.inception import WEIGHTS_ENV, cached_reference_files, resolve_weights_path, weights_sha256
+
+N_COMPARE = 48  # per side: 4 x 48 Inception forward passes in the comparison test
+
+
+class _TiledUint8(Dataset):
+    """The plain way to hand torch-fidelity uint8 MNIST: channel tiled by repeat, no [-1, 1] round trip."""
+
+    def __init__(self, images_uint8: torch.Tensor):
+        self.images = images_uint8.repeat(1, 3, 1, 1)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.images[index]
+
+
+@pytest.fixture(scope="session")
+def mnist_train_uint8(mnist_root) -> torch.Tensor:
+    return load_mnist(mnist_root, "train", image_size=32).images
+
+
+def test_to_uint8_rgb_maps_the_unit_range_and_tiles_grayscale():
+    images = torch.tensor([-1.0, -0.999, 0.0, 0.5, 1.0, 1.5]).view(1, 1, 2, 3)
+    converted = to_uint8_rgb(images)
+    assert converted.dtype == torch.uint8 and converted.shape == (1, 3, 2, 3)
+    # round((x + 1) * 127.5): 0, round(0.1275) = 0, round(127.5) = 128 (half to even), round(191.25), 255, clamp
+    assert converted[0, 0].flatten().tolist() == [0, 0, 128, 191, 255, 255]
+    assert torch.equal(converted[0, 0], converted[0, 2])
+
+
+def test_uint8_images_survive_the_round_trip_through_the_unit_range(mnist_train_uint8):
+    original = mnist_train_uint8[:100]
+    assert torch.equal(to_uint8_rgb(to_unit_range(original))[:, :1], original)
+
+
+def test_to_uint8_rgb_rejects_other_shapes():
+    with pytest.raises(ConfigError, match="N x 1 x H x W"):
+        to_uint8_rgb(torch.zeros(2, 2, 8, 8))
+
+
+def test_score_images_fid_kid_is_equal_torch_fidelity_called_directly(mnist_root, mnist_train_uint8,
+                                                                       inception_weights, tmp_path):
+    generated = to_unit_range(mnist_train_uint8[: N_COMPARE + 5])  # n below keeps the first N_COMPARE
+    ours = score_images(generated, ["fid", "kid", "is"], reference="mnist-test", n=N_COMPARE, device="cpu",
+                        inception_weights=inception_weights, data_root=mnist_root, cache_dir=tmp_path)
+    reference = load_mnist(mnist_root, "test", image_size=32).images[:N_COMPARE]
+    direct = torch_fidelity.calculate_metrics(
+        input1=_TiledUint8(mnist_train_uint8[:N_COMPARE]), input2=_TiledUint8(reference),
+        isc=True, fid=True, kid=True, kid_subset_size=N_COMPARE, feature_extractor_weights_path=str(inception_weights),
+        cuda=False, cache=False, verbose=False, save_cpu_ram=True,  # no worker processes on a 2-core CPU
+    )
+    assert ours["fid"] == pytest.approx(direct["frechet_inception_distance"], rel=1e-6)
+    assert ours["kid"] == pytest.approx(direct["kernel_inception_distance_mean"], rel=1e-6, abs=1e-9)
+    assert ours["fid"] > 1.0  # two different digit sets: a real distance, not a degenerate zero
+    # The shared weights have a zeroed fc layer: uniform logits, so the Inception Score is exactly 1.
+    assert ours["is"] == pytest.approx(1.0, abs=1e-6)
+    assert direct["inception_score_mean"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_reference_cache_key_changes_with_everything_that_changes_the_statistics():
+    base = dict(dataset="mnist", split="test", n=10000, image_size=32, weights_sha256="ab" * 32)
+    key = reference_cache_key(**base)
+    variants = [dict(base, dataset="cifar10"), dict(base, split="train"), dict(base, n=5000),
+                dict(base, image_size=28), dict(base, weights_sha256="cd" * 32)]
+    keys = {reference_cache_key(**variant) for variant in variants}
+    assert key not in keys and len(keys) == len(variants)
+    assert reference_cache_key(**base, fidelity_version="9.9.9") != key
+    assert reference_cache_key(**base) == key  # and it is deterministic
+    assert "/" not in reference_cache_key(**dict(base, dataset="a/b c"))
+
+
+class _Recomputed(Exception):
+    """Raised by a reference loader to prove that the cache was not used."""
+
+
+def _reference(images: torch.Tensor, n: int, calls: list, fail: bool = False) -> InceptionReference:
+    def load():
+        calls.append(n)
+        if fail:
+            raise _Recomputed
+        return images[:n]
+
+    return InceptionReference("mnist", "test", n, 32, load)
+
+
+def test_reference_statistics_are_cached_and_recomputed_when_n_or_weights_change(
+        mnist_train_uint8, inception_weights, tmp_path):
+    generated = to_unit_range(mnist_train_uint8[:10])
+    reference_images = mnist_train_uint8[100:112]
+    sha = weights_sha256(inception_weights)
+    cache = tmp_path / "cache"
+    calls: list[int] = []
+
+    first = inception_metrics(generated, ["fid"], _reference(reference_images, 10, calls), inception_weights,
+                              cache_dir=cache)
+    key_10 = reference_cache_key("mnist", "test", 10, 32, sha)
+    assert calls == [10] and cached_reference_files(cache, key_10)
+
+    # Same key: the reference statistics come from the cache, the loader is not called again.
+    again = inception_metrics(generated, ["fid"], _reference(reference_images, 10, calls), inception_weights,
+                              cache_dir=cache)
+    assert calls == [10] and again["fid"] == pytest.approx(first["fid"], rel=1e-9)
+
+    # Another N: another key, recomputed, stored beside the first.
+    inception_metrics(generated, ["fid"], _reference(reference_images, 12, calls), inception_weights,
+                      cache_dir=cache)
+    assert calls == [10, 12] and cached_reference_files(cache, reference_cache_key("mnist", "test", 12, 32, sha))
+
+    # Other weights (same tensors, different bytes, so a different sha256): the N=10 entry must not be read.
+    other_weights = tmp_path / "other-inception.pth"
+    shutil.copy(inception_weights, other_weights)
+    with other_weights.open("ab") as handle:
+        handle.write(b"\0")  # torch.load's zip reader ignores trailing bytes; sha256 does not
+    assert weights_sha256(other_weights) != sha
+    with pytest.raises(_Recomputed):
+        inception_metrics(generated, ["fid"], _reference(reference_images, 10, calls, fail=True), other_weights,
+                          cache_dir=cache)
+    assert calls == [10, 12, 10]
+
+
+def test_weights_come_from_the_environment_when_not_passed(inception_weights, monkeypatch, tmp_path):
+    monkeypatch.setenv(WEIGHTS_ENV, str(inception_weights))
+    assert resolve_weights_path(None) == inception_weights
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "missing.pth"))
+    with pytest.raises(ConfigError, match=WEIGHTS_ENV):
+        resolve_weights_path(None)
+
+
+def test_fid_without_a_reference_is_a_config_error(inception_weights):
+    with pytest.raises(ConfigError, match="reference"):
+        inception_metrics(torch.zeros(10, 1, 32, 32), ["fid"], None, inception_weights)

@@ -1,0 +1,67 @@
+"""The metric registry and `score_images` (ebm_bench.metrics): names, directions, N and provenance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ebm_bench.errors import ConfigError
+from ebm_bench.metrics import (
+    CLASSIFIER_SHA256,
+    METRICS,
+    TORCH_FIDELITY_VERSION,
+    parse_metric_names,
+    score_images,
+    score_images_with_provenance,
+)
+
+
+def test_registry_names_and_directions():
+    assert set(METRICS) == {"i_prime", "mnist_is", "classes_covered", "class_kl", "fid_mnist", "is", "fid", "kid"}
+    higher = {name for name, info in METRICS.items() if info.direction == "higher"}
+    lower = {name for name, info in METRICS.items() if info.direction == "lower"}
+    assert higher == {"i_prime", "mnist_is", "classes_covered", "is"}
+    assert lower == {"class_kl", "fid_mnist", "fid", "kid"}
+    direction, description = METRICS["fid"]  # unpacks as (direction, description)
+    assert direction == "lower" and description
+
+
+def test_parse_metric_names_deduplicates_and_rejects_unknown_names():
+    assert parse_metric_names(" fid,i_prime,fid ") == ["fid", "i_prime"]
+    with pytest.raises(ConfigError) as error:
+        parse_metric_names(["fid", "sharpness"])
+    assert "sharpness" in str(error.value) and all(name in str(error.value) for name in METRICS)
+    with pytest.raises(ConfigError, match="no metrics"):
+        parse_metric_names("")
+
+
+def test_score_images_records_provenance(mnist_root, mnist_test_images):
+    scores, record = score_images_with_provenance(mnist_test_images[:300], ["mnist_is", "fid_mnist"], n=250,
+                                                  data_root=mnist_root)
+    assert set(scores) == {"mnist_is", "fid_mnist"}
+    assert record["n"] == 250 and record["n_reference"] == 250 and record["reference"] == "mnist-test"
+    assert record["classifier_sha256"] == CLASSIFIER_SHA256
+    assert record["torch_fidelity_version"] == TORCH_FIDELITY_VERSION
+    assert record["inception_weights_sha256"] is None  # no Inception metric was computed
+    # The first 250 test images against the first 250 test images: the same set.
+    assert scores["fid_mnist"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_score_images_with_more_n_than_images_is_a_config_error(mnist_test_images):
+    with pytest.raises(ConfigError, match="n=20"):
+        score_images(mnist_test_images[:10], ["i_prime"], n=20)
+
+
+def test_classifier_metrics_refuse_colour_images():
+    with pytest.raises(ConfigError, match="MNIST classifier"):
+        score_images(torch.zeros(4, 3, 32, 32), ["i_prime"])
+
+
+def test_mnist_reference_refuses_images_of_another_kind():
+    with pytest.raises(ConfigError, match="reference mnist-test"):
+        score_images(torch.zeros(4, 3, 64, 64), ["fid"])
+
+
+def test_uint8_images_are_refused_with_a_hint():
+    with pytest.raises(ConfigError, match="to_unit_range"):
+        score_images(torch.zeros(4, 1, 32, 32, dtype=torch.uint8), ["i_prime"])
