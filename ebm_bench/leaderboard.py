@@ -73,7 +73,8 @@ def record_metrics(records: pd.DataFrame) -> list[str]:
 
 
 def _round(value, digits: int = 6):
-    if value is None or isinstance(value, str) or value != value or value in (math.inf, -math.inf):
+    """Floats to 6 significant digits, so a table re-renders identically; counts stay exact."""
+    if not isinstance(value, float) or value != value or value in (math.inf, -math.inf) or value.is_integer():
         return value
     return float(f"{value:.{digits}g}")
 

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import torch
 
+from ebm_bench.config import resolve_device
 from ebm_bench.errors import ConfigError
 
 from .classifier import (
@@ -89,19 +90,6 @@ def parse_metric_names(metrics: str | list[str] | tuple[str, ...]) -> list[str]:
         problem = f"unknown metric(s) {', '.join(unknown)}" if unknown else "no metrics requested"
         raise ConfigError(f"{problem}; known metrics: {', '.join(METRICS)}")
     return names
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """"auto" -> cuda when available, else cpu; "cuda" without a GPU is a ConfigError, not a crash later."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise ConfigError(f"unknown device {device!r}: use auto, cpu or cuda") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    return resolved
 
 
 def score_images(images: torch.Tensor, metrics, reference: str | torch.Tensor = "mnist-test", n: int | None = None,

@@ -156,3 +156,11 @@ def test_old_schema_records_fail_with_a_clear_message(tmp_path):
 def test_t_quantiles():
     assert t_quantile(0.975, 2) == pytest.approx(4.302653, rel=1e-6)
     assert t_quantile(0.975, 30) == pytest.approx(2.042272, rel=1e-6)
+
+
+def test_counts_stay_exact_and_floats_keep_six_digits(tmp_path):
+    write_run(tmp_path, "a", "gan", 0, {"i_prime": 1.23456789})
+    records = load_records([tmp_path])
+    records["params_g"] = 2829824
+    table = leaderboard_table(records)
+    assert table["params_g"].iloc[0] == 2829824 and table["i_prime_mean"].iloc[0] == 1.23457
