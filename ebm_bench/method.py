@@ -17,6 +17,7 @@ Options are dataclass fields (decorate the subclass with `@dataclass`); they are
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -118,6 +119,7 @@ def register_method(name: str, description: str | None = None):
     return decorate
 
 
+@functools.cache  # once per process: scanning installed packages' entry points is slow
 def _load_builtins_and_entry_points() -> None:
     import ebm_bench.methods  # noqa: F401  (registers the built-in methods)
 

@@ -211,11 +211,13 @@ def test_methods_register_through_the_entry_point_group(monkeypatch):
     entry = EntryPoint(name="ep-gan", value="ebm_bench.methods.gan:GAN", group="ebm_bench.methods")
     monkeypatch.setattr(method_module, "entry_points", lambda group: [entry] if group == "ebm_bench.methods" else [])
     monkeypatch.delitem(method_module._REGISTRY, "ep-gan", raising=False)
+    method_module._load_builtins_and_entry_points.cache_clear()
     try:
         assert ebm_bench.available_methods()["ep-gan"] is ebm_bench.get_method("gan")
         assert ebm_bench.get_method("gan").name == "gan"
     finally:
         method_module._REGISTRY.pop("ep-gan", None)
+        method_module._load_builtins_and_entry_points.cache_clear()
 
 
 def test_end_of_run_scores_carry_their_provenance(mnist_root, tmp_path, inception_weights, monkeypatch):
