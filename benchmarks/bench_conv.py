@@ -38,6 +38,8 @@ from ebm_bench.data import get_dataset, to_unit_range
 from ebm_bench.methods import ebgan_loss_d, ebgan_loss_g, l2_energy
 from ebm_bench.nets import build_networks
 
+from bench_harness import plain_step  # the same hand-written step as the MLP benchmark (benchmarks/ is on sys.path)
+
 Z_DIM = 100
 MARGIN = 20.0
 OPTIM = OptimConfig(lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999)
@@ -109,26 +111,16 @@ def plain_loop(images: torch.Tensor, steps: int, batch: int, device: torch.devic
     order = torch.randperm(len(images), device=device)
     per_epoch = len(images) // batch
 
-    def energy(v):
-        return l2_energy(v, d(v).reconstruction)
+    def energy(net, v):
+        return l2_energy(v, net(v).reconstruction)
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
     start = time.perf_counter()
     for step in range(steps):
         real = to_unit_range(images[order[(step % per_epoch) * batch:][:batch]])
-        with torch.no_grad():
-            fake = g(torch.randn(batch, Z_DIM, device=device))
-        loss_d = ebgan_loss_d(energy(real), energy(fake), MARGIN)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        d.requires_grad_(False)
-        loss_g = ebgan_loss_g(energy(g(torch.randn(batch, Z_DIM, device=device))))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        d.requires_grad_(True)
+        plain_step(g, d, opt_g, opt_d, real, energy, lambda real_e, fake_e: ebgan_loss_d(real_e, fake_e, MARGIN),
+                   ebgan_loss_g)
     sync()
     return steps / (time.perf_counter() - start)
 

@@ -33,6 +33,23 @@ PLAIN_LOSSES = {
 }
 
 
+def plain_step(g, d, opt_g, opt_d, real: torch.Tensor, energy, loss_d_fn, loss_g_fn) -> None:
+    """One hand-written step: D on a real and a generated batch, then G on fresh noise with D frozen."""
+    batch = len(real)
+    with torch.no_grad():
+        fake = g(torch.randn(batch, Z_DIM, device=real.device))
+    loss_d = loss_d_fn(energy(d, real), energy(d, fake))
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    d.requires_grad_(False)
+    loss_g = loss_g_fn(energy(d, g(torch.randn(batch, Z_DIM, device=real.device))))
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    d.requires_grad_(True)
+
+
 def plain_loop(method: str, images: torch.Tensor, steps: int, batch: int, mlp: MLPConfig,
                device: torch.device) -> float:
     """Steps/s of a hand-written loop for `method`."""
@@ -47,18 +64,7 @@ def plain_loop(method: str, images: torch.Tensor, steps: int, batch: int, mlp: M
     start = time.perf_counter()
     for step in range(steps):
         real = to_unit_range(images[order[step * batch % (len(images) - batch):][:batch]])
-        with torch.no_grad():
-            fake = g(torch.randn(batch, Z_DIM, device=device))
-        loss_d = loss_d_fn(energy(d, real), energy(d, fake))
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        d.requires_grad_(False)
-        loss_g = loss_g_fn(energy(d, g(torch.randn(batch, Z_DIM, device=device))))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        d.requires_grad_(True)
+        plain_step(g, d, opt_g, opt_d, real, energy, loss_d_fn, loss_g_fn)
     sync()
     return steps / (time.perf_counter() - start)
 
