@@ -1,8 +1,9 @@
-"""nox sessions: `nox -s tests` (the suite) and `nox -s bench` (harness vs plain loop). Both use constraints.txt."""
+"""nox sessions: `nox -s tests` (the suite), `nox -s lint` (import layers) and `nox -s bench` (harness vs plain
+loop). All use constraints.txt."""
 
 import nox
 
-nox.options.sessions = ["tests"]
+nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -10,6 +11,12 @@ nox.options.reuse_existing_virtualenvs = True
 def tests(session: nox.Session) -> None:
     session.install("-c", "constraints.txt", "-e", ".[test]")
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("-c", "constraints.txt", "-e", ".[test]")
+    session.run("python", "tests/lint_imports.py")
 
 
 @nox.session

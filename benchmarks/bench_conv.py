@@ -33,8 +33,8 @@ from PIL import Image
 
 from ebm_bench import Budget, OptimConfig, RunConfig
 from ebm_bench.api import train_one
-from ebm_bench.config import resolve_device
-from ebm_bench.data import get_dataset, to_unit_range
+from ebm_bench.device import resolve_device
+from ebm_bench.datasets import get_dataset, to_unit_range
 from ebm_bench.methods import ebgan_loss_d, ebgan_loss_g, l2_energy
 from ebm_bench.nets import build_networks
 

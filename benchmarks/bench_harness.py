@@ -20,10 +20,12 @@ import torch
 
 from ebm_bench import Budget, RunConfig
 from ebm_bench.api import train_one
-from ebm_bench.config import resolve_device
-from ebm_bench.data import default_data_root, load_mnist, to_unit_range
+from ebm_bench.device import resolve_device
+from ebm_bench.datasets import default_data_root, to_unit_range
+from ebm_bench.datasets.mnist import load_mnist
 from ebm_bench.methods import ebgan_loss_d, ebgan_loss_g, gan_loss_d, gan_loss_g, l2_energy
-from ebm_bench.nets import MLPConfig, build_networks
+from ebm_bench.config import MLPConfig
+from ebm_bench.nets import build_networks
 
 Z_DIM = 100
 PLAIN_LOSSES = {

@@ -1,7 +1,9 @@
 """Run configuration: plain dataclasses, resolved once (device, data root, method defaults) and stored with the run.
 
-A run is identified by a hash of its resolved configuration, so the same settings always map to the same run
-directory (an interrupted run resumes there; a finished one is not trained again).
+A run is identified by a hash of the canonical form of its resolved configuration, so the same settings always
+map to the same run directory (an interrupted run resumes there; a finished one is not trained again), however
+they were spelled (`--margin 10`, `-o margin=10` or a preset's `margin = 10.0`). This module knows no networks,
+datasets or methods: it holds the dataclasses, their checks, and hashing.
 """
 
 from __future__ import annotations
@@ -12,10 +14,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
+import sys
+import typing
+from pathlib import Path
 
 from .errors import ConfigError
-from .nets import MLPConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 BUDGET_KINDS = ("steps", "images", "seconds")
 OPTIMIZERS = ("adam", "sgd")
@@ -52,6 +60,23 @@ class Budget:
 
 
 @dataclass
+class MLPConfig:
+    """The EBGAN paper's MNIST MLPs (its Table 1 grid): layer counts and widths of G and D, dropout in D."""
+
+    n_layer_g: int = 5
+    size_g: int = 800
+    n_layer_d: int = 2
+    size_d: int = 1024
+    dropout_d: bool = False
+
+    def validate(self) -> None:
+        if self.n_layer_g < 2 or self.n_layer_d < 2:
+            raise ConfigError(f"n_layer_g and n_layer_d must be >= 2 (got {self.n_layer_g}, {self.n_layer_d})")
+        if min(self.size_g, self.size_d) < 1:
+            raise ConfigError("size_g and size_d must be positive")
+
+
+@dataclass
 class OptimConfig:
     """The paper's MNIST setting by default: Adam, lr 1e-3, for both G and D."""
 
@@ -68,6 +93,11 @@ class OptimConfig:
                 raise ConfigError(f"unknown optimizer {which!r}; use one of {', '.join(OPTIMIZERS)}")
         if not (self.lr_g > 0 and self.lr_d > 0):
             raise ConfigError(f"learning rates must be positive, got lr_g={self.lr_g}, lr_d={self.lr_d}")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ConfigError(f"--{name} {value:g} is outside [0, 1): Adam's {name} is a decay rate; "
+                                  f"use e.g. --beta1 0.5 or 0.9, --beta2 0.999")
 
 
 @dataclass
@@ -96,6 +126,7 @@ class RunConfig:
     eval_n: int = 10000  # generated samples scored at the end by the MNIST-classifier metrics (0: none)
     inception_n: int | None = None  # ... by Inception IS/FID/KID; None: 10000 on a GPU, off (0) on a CPU
     inception_weights: str | None = None  # None: $EBM_BENCH_INCEPTION_WEIGHTS, else torch-fidelity's download
+    metrics: list[str] | None = None  # scored at the end; None: every registered metric the run can supply
 
     def validate(self) -> None:
         self.budget.validate()
@@ -124,23 +155,115 @@ class RunConfig:
         return cls(**data)
 
 
-def resolve_device(name: str | torch.device) -> torch.device:
-    """"auto" -> cuda when available, else cpu; "cuda" without a GPU is a ConfigError, not a crash later."""
-    if str(name) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    return device
-
-
 # Where a run's files go and how often it reports do not change its results, so they are not part of its identity.
 _NOT_IDENTITY = ("out", "data_root", "download", "log_every", "checkpoint_every", "inception_weights")
+# Fields added after the first records were written: left out of the identity at their default, so that committed
+# records keep their run ids.
+_ADDED_LATER: dict[str, Any] = {"metrics": None}
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """`value` as the declared type `hint` (int, float, bool, str, X | None); other hints leave it as is."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        if value is None:
+            return None
+        rest = [a for a in args if a is not type(None)]
+        hint = rest[0] if len(rest) == 1 else hint
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+        if hint is int:
+            if number != int(number):
+                raise ConfigError(f"{where} must be a whole number, got {value!r}")
+            return int(number)
+        return number
+    if hint is str and not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: int, then float, then true/false/none, else the string itself. Declared types are
+    applied later (`coerce_fields`), so "10" for a float option still becomes 10.0."""
+    text = text.strip()
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def coerce_fields(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """`values` (field name -> value) with each value converted to the type `cls` declares for that field."""
+    hints = typing.get_type_hints(cls)
+    return {name: _coerce(value, hints[name], f"{where} option {name}") if name in hints else value
+            for name, value in values.items()}
+
+
+def canonical(resolved: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config dict with every field in its declared type (method options are typed by their method
+    before they get here): `10` and `10.0` for a float field become the same value."""
+    data = dict(resolved)
+    for name, cls in (("budget", Budget), ("mlp", MLPConfig), ("optim", OptimConfig)):
+        if isinstance(data.get(name), dict):
+            data[name] = coerce_fields(cls, data[name], name)
+    typed = {k: v for k, v in data.items() if k not in ("budget", "mlp", "optim", "method_options")}
+    data.update(coerce_fields(RunConfig, typed, "run"))
+    if data.get("budget", {}).get("kind") in ("steps", "images"):
+        data["budget"]["amount"] = int(data["budget"]["amount"])  # a count, whichever way it was written
+    return data
 
 
 def config_hash(resolved: dict[str, Any]) -> str:
-    identity = {k: v for k, v in resolved.items() if k not in _NOT_IDENTITY}
+    """sha256 of the canonical config without the fields that do not change results."""
+    identity = {k: v for k, v in canonical(resolved).items() if k not in _NOT_IDENTITY
+                and not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# -- config files -----------------------------------------------------------------------------------------------
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A TOML config file (a preset or a user's own) as a dict; errors name the file and the line."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}; pass --config FILE.toml or a preset name "
+                          f"({', '.join(preset_names())})")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}; fix the file") from None
+
+
+def load_preset(name_or_path: str | Path) -> dict[str, Any]:
+    """A shipped preset by name (`margin-sensitivity`), or a TOML file by path."""
+    if str(name_or_path) in preset_names():
+        return read_config_file(PRESETS_DIR / f"{name_or_path}.toml")
+    if str(name_or_path).endswith(".toml") or Path(name_or_path).exists():
+        return read_config_file(name_or_path)
+    raise ConfigError(f"unknown preset {str(name_or_path)!r}; known presets: {', '.join(preset_names())} "
+                      "(or pass a .toml file)")
+
+
+def load_preset_optim(name: str) -> OptimConfig:
+    """The optimiser a preset names in its [optim] table (a dataset's default optimiser lives in its preset)."""
+    table = load_preset(name).get("optim", {})
+    return OptimConfig(**coerce_fields(OptimConfig, table, f"preset {name} [optim]"))

@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .errors import ConfigError  # noqa: E402
-from .records import load_records, load_trajectory  # noqa: E402
-from .store import SAMPLES  # noqa: E402
+from .files import SAMPLES  # noqa: E402
+from .runs import load_records, load_trajectory  # noqa: E402
 
 TRAJECTORY_PANELS = [("energy", ["energy_real_mean", "energy_fake_mean"]), ("margin", ["margin"]),
                      ("k_t", ["k_t"]), ("M_global", ["m_global"])]

@@ -11,7 +11,6 @@ Nothing in the step reads a value back to the host; that happens once per loggin
 from __future__ import annotations
 
 import dataclasses
-import io
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,21 +19,17 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .config import RunConfig, config_hash, resolve_device
-from .data import TrainingData, default_data_root, get_dataset
+from .config import OptimConfig, RunConfig, config_hash, load_preset_optim
+from .datasets import DatasetSpec, TrainingData, default_data_root, get_dataset
+from .device import resolve_device
 from .errors import ConfigError
-from .method import Energies, Method, SetupContext, check_energy, check_loss, make_method
+from .methods import Energies, Method, SetupContext, check_energy, check_loss, make_method
 from .nets import build_networks, count_parameters
-from .store import (CHECKPOINT, CONFIG, MANIFEST, RESULT, SAMPLES, SCHEMA_VERSION, TRAJECTORY, TrajectoryWriter,
-                    atomic_write_bytes, build_manifest, read_json, save_torch, write_json)
-from .trajectory import STANDARD_COLUMNS, IntervalStats
+from .files import CHECKPOINT, RESULT, SCHEMA_VERSION, TRAJECTORY, save_torch, write_json
+from .trajectory import STANDARD_COLUMNS, IntervalStats, TrajectoryWriter
 
-SAMPLE_SEED = 2016  # the sample grid uses the same z for every run, so grids compare across methods and seeds
 EVAL_BATCH = 500
-N_EVAL_FAKE = 5000  # generated samples for the end-of-run energy AUROC
 N_INCEPTION_GPU = 10000  # Inception metrics are on by default on a GPU (about 6 images/s on a 2-core CPU)
-CLASSIFIER_METRICS = ("i_prime", "mnist_is", "classes_covered", "class_kl", "fid_mnist")
-INCEPTION_METRICS = ("is", "fid", "kid")
 
 
 @dataclass
@@ -72,6 +67,7 @@ class PreparedRun:
     run_id: str
     run_dir: Path
     device: torch.device
+    spec: DatasetSpec
     data: TrainingData
     method: Method
     generator: nn.Module
@@ -90,12 +86,13 @@ def prepare(config: RunConfig) -> PreparedRun:
     data_root = Path(config.data_root).expanduser() if config.data_root else default_data_root()
     data = info.load(data_root, image_size, config.batch_size, config.seed, config.holdout, device, config.download)
     method.setup(SetupContext(
-        device=device, dataset=config.dataset, default_margin=info.default_margin, image_shape=data.image_shape,
+        device=device, dataset=config.dataset, image_shape=data.image_shape,
         batch_size=config.batch_size, batches_per_epoch=data.batches.batches_per_epoch,
         expected_steps=config.budget.expected_steps(config.batch_size)))
     config = dataclasses.replace(config, image_size=image_size,
                                  arch=info.default_arch if config.arch == "auto" else config.arch,
-                                 optim=config.optim or info.default_optim,
+                                 optim=config.optim or (load_preset_optim(info.preset) if info.preset
+                                                        else OptimConfig()),
                                  inception_n=(N_INCEPTION_GPU if device.type == "cuda" else 0)
                                  if config.inception_n is None else config.inception_n)
     resolved = config.to_dict() | {"device": str(device), "data_root": str(data_root),
@@ -106,7 +103,7 @@ def prepare(config: RunConfig) -> PreparedRun:
     generator, discriminator = build_networks(config.arch, method.energy_model, data.image_shape, config.z_dim,
                                               config.mlp)
     return PreparedRun(config=config, resolved=resolved, run_id=run_id, run_dir=Path(config.out) / run_id,
-                       device=device, data=data, method=method, generator=generator.to(device),
+                       device=device, spec=info, data=data, method=method, generator=generator.to(device),
                        discriminator=discriminator.to(device))
 
 
@@ -239,13 +236,7 @@ class Trainer:
         return row
 
     def _finish(self) -> RunResult:
-        if self.result.status != "diverged":
-            self._write_samples()
-            self.result.evaluation = self._evaluate_energy()
-            scores, provenance = self._score_samples()
-            self.result.evaluation |= scores
-            self.result.evaluation_provenance = provenance
-            self.result.status = "finished"
+        """Training is over (budget spent or diverged); evaluation is the caller's next step."""
         write_json(self.run.run_dir / RESULT, asdict(self.result))
         return self.result
 
@@ -279,86 +270,8 @@ class Trainer:
         self.result = RunResult(**state["result"])
         return self.result.steps
 
-    # -- end of run ----------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(self, n: int, seed: int) -> torch.Tensor:
-        """n images from G in eval mode (BatchNorm running statistics), from a fixed noise seed."""
-        self.G.eval()
-        z = torch.randn(n, self.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
-        return torch.cat([self.G(chunk.to(self.run.device)) for chunk in z.split(EVAL_BATCH)])
-
-    def _write_samples(self) -> None:
-        from torchvision.utils import save_image
-
-        buffer = io.BytesIO()
-        save_image(self.sample(self.cfg.n_samples, SAMPLE_SEED), buffer, format="png",
-                   nrow=int(self.cfg.n_samples ** 0.5), normalize=True, value_range=(-1, 1))
-        atomic_write_bytes(self.run.run_dir / SAMPLES, buffer.getvalue())
-
-    def _score_samples(self) -> tuple[dict[str, float], dict[str, Any]]:
-        """Classifier metrics (MNIST) on `eval_n` samples and Inception metrics on `inception_n`, with provenance.
-
-        MNIST is scored against its test split; other datasets against the run's held-out real images.
-        """
-        from ebm_bench.metrics import score_images_with_provenance
-
-        cfg, scores, provenance = self.cfg, {}, {}
-        data_root = self.run.resolved["data_root"]
-        reference = "mnist-test" if cfg.dataset == "mnist" else self.run.data.holdout
-        if cfg.eval_n and cfg.dataset == "mnist":
-            samples = self.sample(cfg.eval_n, SAMPLE_SEED + 2)
-            scores, provenance = score_images_with_provenance(samples, CLASSIFIER_METRICS, reference,
-                                                              device=self.run.device, data_root=data_root)
-            scores["n"] = len(samples)
-        if cfg.inception_n:
-            samples = self.sample(cfg.inception_n, SAMPLE_SEED + 3)
-            inception, record = score_images_with_provenance(
-                samples, INCEPTION_METRICS, reference, device=self.run.device, data_root=data_root,
-                inception_weights=cfg.inception_weights)
-            scores |= inception | {"inception_n": len(samples)}
-            provenance |= {k: v for k, v in record.items() if v is not None and k not in ("n", "classifier_sha256")}
-        return scores, provenance
-
-    @torch.no_grad()
-    def _evaluate_energy(self) -> dict[str, float]:
-        """Energy of held-out real data and the AUROC of real-vs-generated energy (D in eval mode)."""
-        from ebm_bench.metrics.energy import auroc
-
-        self.D.eval()
-        holdout = self.run.data.holdout
-        if len(holdout) == 0:
-            return {}
-
-        def energies(images: torch.Tensor) -> torch.Tensor:
-            return torch.cat([self._energies(chunk).energy for chunk in images.split(EVAL_BATCH)])
-
-        energy_real = energies(holdout)
-        energy_fake = energies(self.sample(min(N_EVAL_FAKE, len(holdout)), SAMPLE_SEED + 1))
-        return {"energy_heldout_mean": energy_real.mean().item(), "energy_generated_mean": energy_fake.mean().item(),
-                "energy_auroc": float(auroc(energy_real, energy_fake)), "n_heldout": len(energy_real),
-                "n_generated": len(energy_fake)}
-
 
 def _detached(energies: Energies | None) -> Energies | None:
     if energies is None:
         return None
     return Energies(images=energies.images.detach(), out=energies.out, energy=energies.energy.detach())
-
-
-def write_run_header(run: PreparedRun) -> None:
-    """config.json and manifest.json, written before training starts."""
-    write_json(run.run_dir / CONFIG, run.resolved)
-    if (run.run_dir / MANIFEST).exists():  # a resumed run keeps the manifest of its start
-        return
-    write_json(run.run_dir / MANIFEST, build_manifest(
-        seed=run.config.seed, device=run.device, data_sha256=run.data.sha256, n_train=run.data.n_train,
-        n_holdout=len(run.data.holdout), dataset=run.config.dataset) | {"run_id": run.run_id})
-
-
-def existing_result(run_dir: Path) -> RunResult | None:
-    """The stored result of a run that already ended (finished or diverged), else None."""
-    path = run_dir / RESULT
-    if not path.exists():
-        return None
-    result = RunResult(**read_json(path))
-    return result if result.status in ("finished", "diverged") else None

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
+
+from .files import atomic_write_bytes
 
 QUANTILES = {"q10": 0.1, "q50": 0.5, "q90": 0.9}
 _ENERGY_COLUMNS = [f"energy_{which}_{stat}" for which in ("real", "fake")
@@ -91,3 +96,51 @@ def _to_host(tensors: dict[Any, torch.Tensor]) -> dict[Any, Any]:
         out[key] = flat[offset] if tensor.dim() == 0 else flat[offset:offset + size]
         offset += size
     return out
+
+
+class TrajectoryWriter:
+    """Appends one CSV row per logging interval; on resume, drops rows logged after the checkpoint.
+
+    Columns are the standard ones, then whatever else the method logs, fixed by the first row.
+    """
+
+    def __init__(self, path: Path, standard_columns: list[str]):
+        self.path = path
+        self.standard_columns = standard_columns
+        self.columns: list[str] | None = None
+
+    def start(self, resume_after_step: int | None) -> None:
+        if resume_after_step is None or not self.path.exists():
+            self.path.unlink(missing_ok=True)
+            return
+        with self.path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            self.columns = list(reader.fieldnames or [])
+            rows = [row for row in reader if _complete(row) and int(row["step"]) <= resume_after_step]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=self.columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(self.path, text.getvalue().encode())
+
+    def append(self, row: dict[str, Any]) -> None:
+        header = ""
+        if self.columns is None:
+            self.columns = self.standard_columns + sorted(set(row) - set(self.standard_columns))
+            header = ",".join(self.columns) + "\n"
+        line = ",".join(_format_cell(row.get(column)) for column in self.columns)
+        with self.path.open("a") as handle:
+            handle.write(header + line + "\n")
+
+
+def _complete(row: dict) -> bool:
+    """False for a row torn by a crash in the middle of an append."""
+    return None not in row and None not in row.values() and row["step"].isdigit()
+
+
+def _format_cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)

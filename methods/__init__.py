@@ -1,14 +1,89 @@
-"""The built-in methods, one file each, and their pure loss functions (tensors in, tensors out)."""
+"""The method registry and the built-in methods, one file each with its pure loss functions.
 
+Add a method with `@ebm_bench.register_method("name")` on a subclass of `ebm_bench.Method`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ebm_bench.config import coerce_fields
+from ebm_bench.errors import ConfigError
+from ebm_bench.nets import ENERGY_MODELS
+from ebm_bench.registry import Registry
+
+from .base import Energies, Method, SetupContext, check_energy, check_loss, require
 from .began import BEGAN, began_convergence, began_k_update, began_loss_d, began_loss_g, l1_energy
-from .ebgan import EBGAN, ebgan_loss_d, ebgan_loss_g, hinge_active, l2_energy
+from .ebgan import EBGAN, DEFAULT_MARGINS, ebgan_loss_d, ebgan_loss_g, hinge_active, l2_energy
 from .ebgan_pt import EBGANPT, pulling_away_term
 from .gan import GAN, gan_loss_d, gan_loss_g
 from .magan import MAGAN, magan_margin_update, squared_energy
 
+
+def _check(name: str, cls: Any) -> type[Method]:
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise ConfigError(f"method {name!r} must be a subclass of ebm_bench.Method, not {cls!r}")
+    if cls.energy_model not in ENERGY_MODELS:
+        raise ConfigError(f"method {name!r}: energy_model must be one of {ENERGY_MODELS}, not {cls.energy_model!r}")
+    if not cls.name:
+        cls.name = name  # a class registered under a second name (an entry-point alias) keeps its own
+    if not cls.__dict__.get("description"):  # a subclass describes itself, not by its parent's words
+        cls.description = (cls.__doc__ or "").strip().split("\n")[0]
+    return cls
+
+
+def _adopt(name: str, loaded: Any) -> type[Method] | None:
+    """An entry point names a module (its decorators registered it) or a Method subclass."""
+    return loaded if isinstance(loaded, type) and issubclass(loaded, Method) else None
+
+
+METHODS: Registry[type[Method]] = Registry("method", _check, _adopt,
+                                           {cls.name: cls for cls in (GAN, EBGAN, EBGANPT, BEGAN, MAGAN)})
+
+
+def register_method(name: str, description: str | None = None):
+    """Class decorator: `@register_method("lsgan")` makes the method available as `--methods lsgan`."""
+
+    def decorate(cls: type[Method]) -> type[Method]:
+        if isinstance(cls, type) and issubclass(cls, Method):
+            cls.name = name
+            cls.description = description or (cls.__doc__ or "").strip().split("\n")[0]
+        return METHODS.add(name, cls)
+
+    return decorate
+
+
+def available_methods() -> dict[str, type[Method]]:
+    return METHODS.all()
+
+
+def get_method(name: str) -> type[Method]:
+    return METHODS.get(name)
+
+
+def option_names(name: str) -> set[str]:
+    cls = get_method(name)
+    return {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+
+
+def make_method(name: str, options: dict[str, Any]) -> Method:
+    """An instance of method `name` with `options` converted to their declared types and validated."""
+    cls = get_method(name)
+    known = option_names(name)
+    unknown = set(options) - known
+    if unknown:
+        raise ConfigError(f"method {name!r} has no option(s) {', '.join(sorted(unknown))}; "
+                          f"its options: {', '.join(sorted(known)) or 'none'}")
+    method = cls(**coerce_fields(cls, options, name)) if known else cls()
+    method.validate()
+    return method
+
+
 __all__ = [
-    "BEGAN", "EBGAN", "EBGANPT", "GAN", "MAGAN",
-    "began_convergence", "began_k_update", "began_loss_d", "began_loss_g", "ebgan_loss_d", "ebgan_loss_g",
-    "gan_loss_d", "gan_loss_g", "hinge_active", "l1_energy", "l2_energy", "magan_margin_update",
-    "pulling_away_term", "squared_energy",
+    "BEGAN", "DEFAULT_MARGINS", "EBGAN", "EBGANPT", "GAN", "MAGAN", "METHODS", "Energies", "Method",
+    "SetupContext", "available_methods", "began_convergence", "began_k_update", "began_loss_d", "began_loss_g",
+    "check_energy", "check_loss", "ebgan_loss_d", "ebgan_loss_g", "gan_loss_d", "gan_loss_g", "get_method",
+    "hinge_active", "l1_energy", "l2_energy", "magan_margin_update", "make_method", "option_names",
+    "pulling_away_term", "register_method", "require", "squared_energy",
 ]

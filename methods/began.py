@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ebm_bench.method import Energies, Method, register_method
+from .base import Energies, Method, require
 
 
 def l1_energy(images: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
@@ -36,16 +36,21 @@ def began_convergence(loss_real, loss_fake, gamma: float):
     return loss_real + (gamma * loss_real - loss_fake).abs()
 
 
-@register_method("began")
 @dataclass
 class BEGAN(Method):
     """BEGAN: auto-encoder D, energy = mean |D(v)-v|, k_t balances real and fake terms (gamma 0.5)."""
+
+    name = "began"
 
     gamma: float = 0.5
     lambda_k: float = 0.001
 
     energy_model = "autoencoder"
     state_names = ("k_t",)
+
+    def validate(self):
+        require(0 < self.gamma <= 1, self.name, f"gamma (the diversity ratio) must be in (0, 1], got {self.gamma}")
+        require(self.lambda_k >= 0, self.name, f"lambda_k must be >= 0, got {self.lambda_k}")
 
     def setup(self, context):
         self.k_t = torch.zeros((), device=context.device)

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ebm_bench.method import Energies, Method, register_method
+from ebm_bench.errors import ConfigError
+
+from .base import Energies, Method, require
 
 
 def l2_energy(images: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
@@ -28,18 +30,31 @@ def hinge_active(energy_fake: torch.Tensor, margin) -> torch.Tensor:
     return (energy_fake < margin).float().mean()
 
 
-@register_method("ebgan")
+# The paper's margins in its energy units (the L2 norm of the reconstruction error): MNIST 10, CelebA 20,
+# LSUN 80. A folder of 64x64 RGB images gets CelebA's: it is most often faces or objects at that scale.
+DEFAULT_MARGINS = {"mnist": 10.0, "celeba": 20.0, "lsun-bedroom": 80.0, "lsun-bedroom-patches": 80.0,
+                   "folder": 20.0}
+
+
 @dataclass
 class EBGAN(Method):
     """EBGAN: auto-encoder D, energy ||D(x)-x||_2, per-sample margin hinge."""
 
-    margin: float | None = None  # None: the dataset's default (MNIST 10, CelebA 20, LSUN 80)
+    name = "ebgan"
+
+    margin: float | None = None  # None: DEFAULT_MARGINS[dataset]
 
     energy_model = "autoencoder"
 
+    def validate(self):
+        require(self.margin is None or self.margin > 0, self.name, f"margin must be positive, got {self.margin}")
+
     def setup(self, context):
         if self.margin is None:
-            self.margin = context.default_margin
+            if context.dataset not in DEFAULT_MARGINS:
+                raise ConfigError(f"{self.name} has no default margin for dataset {context.dataset!r}; pass one "
+                                  "with --margin M (the paper used 10 for MNIST, 20 for CelebA, 80 for LSUN)")
+            self.margin = DEFAULT_MARGINS[context.dataset]
 
     def energy(self, images, out):
         return l2_energy(images, out.reconstruction)

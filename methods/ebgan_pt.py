@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ebm_bench.method import Energies, register_method
+from .base import Energies, require
 
 from .ebgan import EBGAN, ebgan_loss_g
 
@@ -27,12 +27,17 @@ def pulling_away_term(codes: torch.Tensor) -> torch.Tensor:
     return (cosine_sq.sum() - cosine_sq.diagonal().sum()) / (n * (n - 1))
 
 
-@register_method("ebgan-pt")
 @dataclass
 class EBGANPT(EBGAN):
     """EBGAN-PT: EBGAN plus the pulling-away term (weight 0.1) on encoder codes in the G loss."""
 
+    name = "ebgan-pt"
+
     pt_weight: float = 0.1
+
+    def validate(self):
+        super().validate()
+        require(self.pt_weight >= 0, self.name, f"pt_weight must be >= 0, got {self.pt_weight}")
 
     def loss_g(self, fake: Energies):
         pt = pulling_away_term(fake.out.code)

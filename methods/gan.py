@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ebm_bench.method import Energies, Method, register_method
+from .base import Energies, Method
 
 
 def gan_loss_d(energy_real: torch.Tensor, energy_fake: torch.Tensor) -> torch.Tensor:
@@ -19,9 +19,10 @@ def gan_loss_g(energy_fake: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(-energy_fake, torch.ones_like(energy_fake))
 
 
-@register_method("gan")
 class GAN(Method):
     """GAN: classifier D, energy = -logit, non-saturating G loss (DCGAN practice)."""
+
+    name = "gan"
 
     energy_model = "classifier"
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.method import Energies, Method, register_method
+
+from .base import Energies, Method, require
 
 from .ebgan import ebgan_loss_d, ebgan_loss_g, hinge_active
 
@@ -30,16 +31,22 @@ def magan_margin_update(margin, sum_real, sum_fake, sum_fake_prev, n_batches: in
     return torch.where(lower, mean_real, margin)
 
 
-@register_method("magan")
 @dataclass
 class MAGAN(Method):
     """MAGAN: auto-encoder D pre-trained on data, squared-L2 energy, margin lowered once per period."""
+
+    name = "magan"
 
     pretrain_steps: int | None = None  # None: 10% of a step budget (500 steps for a time budget)
     period_steps: int | None = None  # None: one pass over the training set
 
     energy_model = "autoencoder"
     state_names = ("margin", "sum_real", "sum_fake", "sum_fake_prev", "n_batches")
+
+    def validate(self):
+        for name in ("pretrain_steps", "period_steps"):
+            value = getattr(self, name)
+            require(value is None or value >= 1, self.name, f"{name} must be >= 1, got {value}")
 
     def setup(self, context):
         if self.pretrain_steps is None:

@@ -15,6 +15,8 @@ import torch
 
 from ebm_bench.errors import ConfigError
 
+from .base import Metric
+
 # A class counts as covered when at least this share of the samples is predicted as it: 1% of the samples,
 # i.e. a tenth of the share a class gets when the 10 digits are drawn uniformly.
 DEFAULT_MIN_SHARE = 0.01
@@ -155,3 +157,26 @@ def fid_mnist(images: torch.Tensor, reference_images: torch.Tensor, classifier=N
     stats = feature_statistics(classifier_features(images, classifier, batch_size))
     reference_stats = feature_statistics(classifier_features(reference_images, classifier, batch_size))
     return frechet_distance(*stats, *reference_stats)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# As registered metrics (see metrics/base.py)
+
+
+def _fid_mnist(inputs) -> float:
+    return frechet_distance(*feature_statistics(inputs.classifier_features),
+                            *feature_statistics(inputs.reference_classifier_features))
+
+
+CLASSIFIER_METRICS = (
+    Metric("i_prime", "higher", "classifier", lambda inputs: i_prime(inputs.classifier_log_probs),
+           "EBGAN's I' = E_x KL(p(y) || p(y|x)) with the pinned MNIST classifier (nats)"),
+    Metric("mnist_is", "higher", "classifier", lambda inputs: mnist_is(inputs.classifier_log_probs),
+           "exp E_x KL(p(y|x) || p(y)) with the pinned MNIST classifier (1..10)"),
+    Metric("classes_covered", "higher", "classifier", lambda inputs: classes_covered(inputs.classifier_log_probs),
+           "digits predicted for >= 1% of the samples (0..10)"),
+    Metric("class_kl", "lower", "classifier", lambda inputs: class_kl(inputs.classifier_log_probs),
+           "KL(predicted-digit histogram || uniform) in nats (0..log 10)"),
+    Metric("fid_mnist", "lower", "classifier", _fid_mnist,
+           "Frechet distance of the MNIST classifier's 128-d features to the reference"),
+)

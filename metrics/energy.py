@@ -15,6 +15,8 @@ import torch
 
 from ebm_bench.errors import ConfigError
 
+from .base import Metric
+
 
 def _as_vector(values, name: str) -> np.ndarray:
     if isinstance(values, torch.Tensor):
@@ -59,3 +61,13 @@ def heldout_energy(energy_fn: Callable[[torch.Tensor], torch.Tensor], images: to
     energies = [energy_fn(images[i:i + batch_size]).detach().double().reshape(-1).cpu()
                 for i in range(0, len(images), batch_size)]
     return torch.cat(energies).mean().item()
+
+
+ENERGY_METRICS = (
+    Metric("energy_auroc", None, "energies", lambda inputs: auroc(inputs.energy_real, inputs.energy_fake),
+           "P(E(generated) > E(held-out real)): how well D's energy separates them (a diagnostic)"),
+    Metric("energy_heldout_mean", None, "energies", lambda inputs: inputs.energy_real.double().mean().item(),
+           "mean energy of held-out real images (a diagnostic, in the method's own units)"),
+    Metric("energy_generated_mean", None, "energies", lambda inputs: inputs.energy_fake.double().mean().item(),
+           "mean energy of generated images (a diagnostic, in the method's own units)"),
+)

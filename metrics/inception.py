@@ -36,6 +36,8 @@ from torch.utils.data import Dataset
 
 from ebm_bench.errors import ConfigError
 
+from .base import Metric
+
 WEIGHTS_ENV = "EBM_BENCH_INCEPTION_WEIGHTS"
 TORCH_FIDELITY_VERSION = torch_fidelity.__version__
 GENUINE_WEIGHTS_URL = (
@@ -246,3 +248,13 @@ def _write_manifest(cache_root: Path, key: str, reference: InceptionReference, w
 def cached_reference_files(cache_dir: str | Path, key: str) -> list[Path]:
     """The torch-fidelity cache files stored under `key` (features and statistics), sorted."""
     return sorted(path for path in Path(cache_dir).glob(f"{key}-*.pt"))
+
+
+INCEPTION_METRIC_OBJECTS = (
+    Metric("is", "higher", "inception", lambda inputs: inputs.inception("is"),
+           "Inception Score, torch-fidelity (always 1.0 with zeroed-fc weights)"),
+    Metric("fid", "lower", "inception", lambda inputs: inputs.inception("fid"),
+           "Frechet Inception Distance to the reference, torch-fidelity"),
+    Metric("kid", "lower", "inception", lambda inputs: inputs.inception("kid"),
+           "Kernel Inception Distance to the reference (mean of subsets), torch-fidelity"),
+)

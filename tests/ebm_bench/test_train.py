@@ -206,18 +206,15 @@ def test_d_step_leaves_g_alone_and_g_step_leaves_d_alone(mnist_root, tmp_path):
 def test_methods_register_through_the_entry_point_group(monkeypatch):
     from importlib.metadata import EntryPoint
 
-    import ebm_bench.method as method_module
+    import ebm_bench.registry as registry_module
+    from ebm_bench.methods import METHODS
 
     entry = EntryPoint(name="ep-gan", value="ebm_bench.methods.gan:GAN", group="ebm_bench.methods")
-    monkeypatch.setattr(method_module, "entry_points", lambda group: [entry] if group == "ebm_bench.methods" else [])
-    monkeypatch.delitem(method_module._REGISTRY, "ep-gan", raising=False)
-    method_module._load_builtins_and_entry_points.cache_clear()
-    try:
-        assert ebm_bench.available_methods()["ep-gan"] is ebm_bench.get_method("gan")
-        assert ebm_bench.get_method("gan").name == "gan"
-    finally:
-        method_module._REGISTRY.pop("ep-gan", None)
-        method_module._load_builtins_and_entry_points.cache_clear()
+    monkeypatch.setattr(registry_module, "entry_points", lambda group: [entry] if group == "ebm_bench.methods" else [])
+    monkeypatch.setattr(METHODS, "_entry_points_loaded", False)
+    monkeypatch.setattr(METHODS, "_items", dict(METHODS._items))
+    assert ebm_bench.available_methods()["ep-gan"] is ebm_bench.get_method("gan")
+    assert ebm_bench.get_method("gan").name == "gan"
 
 
 def test_end_of_run_scores_carry_their_provenance(mnist_root, tmp_path, inception_weights, monkeypatch):

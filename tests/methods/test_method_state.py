@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from ebm_bench.method import Energies, SetupContext
+from ebm_bench.errors import ConfigError
+
+from ebm_bench.methods import Energies, SetupContext
 from ebm_bench.methods import BEGAN, EBGANPT, MAGAN, magan_margin_update
 from ebm_bench.nets import DOutput
 
@@ -11,7 +13,7 @@ INF = float("inf")
 
 
 def context(**overrides):
-    values = dict(device=torch.device("cpu"), dataset="mnist", default_margin=10.0, image_shape=(1, 2, 2),
+    values = dict(device=torch.device("cpu"), dataset="mnist", image_shape=(1, 2, 2),
                   batch_size=2, batches_per_epoch=3, expected_steps=100)
     return SetupContext(**(values | overrides))
 
@@ -95,5 +97,7 @@ def test_ebgan_pt_applies_the_term_to_encoder_codes_not_pixels():
 
 def test_ebgan_margin_defaults_to_the_dataset_margin():
     method = EBGANPT()
-    method.setup(context(default_margin=80.0))
+    method.setup(context(dataset="lsun-bedroom"))
     assert method.margin == 80.0 and method.options() == {"margin": 80.0, "pt_weight": 0.1}
+    with pytest.raises(ConfigError, match="no default margin for dataset 'my-faces'.*--margin"):
+        EBGANPT().setup(context(dataset="my-faces"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ebm_bench.data import load_mnist, to_unit_range
+from ebm_bench.datasets import to_unit_range
+from ebm_bench.datasets.mnist import load_mnist
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ import shutil
 import pytest
 import torch
 
-from ebm_bench.data import load_mnist, to_unit_range
+from ebm_bench.datasets import to_unit_range
+from ebm_bench.datasets.mnist import load_mnist
 from ebm_bench.errors import ConfigError
 from ebm_bench.metrics import (
     CLASSIFIER_SHA256,

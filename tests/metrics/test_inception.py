@@ -10,7 +10,8 @@ import torch
 import torch_fidelity
 from torch.utils.data import Dataset
 
-from ebm_bench.data import load_mnist, to_unit_range
+from ebm_bench.datasets import to_unit_range
+from ebm_bench.datasets.mnist import load_mnist
 from ebm_bench.errors import ConfigError
 from ebm_bench.metrics import InceptionReference, inception_metrics, reference_cache_key, score_images, to_uint8_rgb
 from ebm_bench.metrics.inception import WEIGHTS_ENV, cached_reference_files, resolve_weights_path, weights_sha256

@@ -1,0 +1,12 @@
+"""Leaderboards: run records -> a ranked table (build), its renderings (render), and comparisons of two (compare).
+
+The real-data reference row and the readers of tables and run folders are in `reference`.
+"""
+
+from .build import leaderboard_table, metric_direction, record_metrics
+from .compare import compare_tables, setup_differences
+from .reference import leaderboard_from_runs, load_table, reference_scores
+from .render import display_rows, render
+
+__all__ = ["compare_tables", "display_rows", "leaderboard_from_runs", "leaderboard_table", "load_table",
+           "metric_direction", "record_metrics", "reference_scores", "render", "setup_differences"]

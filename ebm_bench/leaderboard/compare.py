@@ -1,0 +1,54 @@
+"""Two leaderboards side by side: per method, variant and metric, B - A with Welch's t-test over seeds."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ebm_bench.errors import ConfigError
+from ebm_bench.stats import welch_t_test
+
+from .build import BLOCKING_SETUP, INFO_COLUMNS, _round, metric_direction
+from .render import _metrics_of
+
+
+def setup_differences(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
+    """What differs between the setups of two tables, blocking differences first (each as a sentence)."""
+    found = []
+    for name in list(BLOCKING_SETUP) + list(INFO_COLUMNS):
+        values_a = {str(v) for v in a.get(name, pd.Series(dtype=str)).dropna() if str(v)}
+        values_b = {str(v) for v in b.get(name, pd.Series(dtype=str)).dropna() if str(v)}
+        if values_a != values_b:
+            kind = "changes the numbers" if name in BLOCKING_SETUP else "may change the numbers"
+            found.append(f"{name} differs ({kind}): A has {', '.join(sorted(values_a)) or 'none'}, "
+                         f"B has {', '.join(sorted(values_b)) or 'none'}")
+    return found
+
+
+def compare_tables(a: pd.DataFrame, b: pd.DataFrame, force: bool = False, alpha: float = 0.05
+                   ) -> tuple[pd.DataFrame, list[str]]:
+    """Per method, variant and metric: both means, B - A, Welch's t-test over seeds, and which side is better.
+
+    Refuses (ConfigError) when the setups differ in a way that changes the numbers, unless `force`.
+    """
+    differences = setup_differences(a, b)
+    blocking = [d for d in differences if "(changes the numbers)" in d]
+    if blocking and not force:
+        raise ConfigError("these leaderboards were made under different setups, so their numbers are not "
+                          "comparable:\n  " + "\n  ".join(blocking) + "\nUse --force to compare them anyway.")
+    keys = ["dataset", "method", "variant"]
+    a, b = (t[t["n_runs"] > 0].fillna({"variant": ""}) for t in (a, b))
+    merged = a.merge(b, on=keys, suffixes=("_a", "_b"))
+    rows = []
+    for metric in sorted(set(_metrics_of(a)) & set(_metrics_of(b))):
+        direction = metric_direction(metric)
+        for _, r in merged.iterrows():
+            mean_a, mean_b = r[f"{metric}_mean_a"], r[f"{metric}_mean_b"]
+            t, p = welch_t_test(mean_b, r[f"{metric}_std_b"], int(r[f"{metric}_n_b"]),  # t of B - A
+                                mean_a, r[f"{metric}_std_a"], int(r[f"{metric}_n_a"]))
+            better = ""
+            if p == p and p < alpha and direction:
+                better = "B" if (mean_b > mean_a) == (direction == "higher") else "A"
+            rows.append({**{k: r[k] for k in keys}, "metric": metric, "mean_a": mean_a, "mean_b": mean_b,
+                         "diff_b_minus_a": mean_b - mean_a, "welch_t": t, "p_value": p,
+                         "significant": bool(p == p and p < alpha), "better": better})
+    return pd.DataFrame(rows).apply(lambda column: column.map(_round)), differences

@@ -1,0 +1,97 @@
+"""The EBGAN paper's MNIST MLPs (section 4.1, appendix C), for both kinds of discriminator.
+
+Layer counts follow the spec: nLayerG counts G's output layer; nLayerD counts the encoder layers plus the
+one-layer decoder (auto-encoder D) or the hidden layers plus the logit layer (classifier D). BatchNorm follows
+every weight layer except G's output layer, D's input layer and D's output layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ebm_bench.config import MLPConfig
+
+from .base import DOutput
+
+D_INIT_STD = 0.002
+G_INIT_STD = 0.02
+DROPOUT_P = 0.5
+
+
+def _init_linear(module: nn.Module, std: float) -> None:
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.normal_(layer.weight, 0.0, std)
+            nn.init.zeros_(layer.bias)
+
+
+def _hidden_stack(sizes: list[int], batchnorm_first: bool, dropout: bool) -> nn.Sequential:
+    """Linear -> [BatchNorm] -> ReLU [-> Dropout] for each consecutive pair of sizes."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i > 0 or batchnorm_first:
+            layers.append(nn.BatchNorm1d(n_out))
+        layers.append(nn.ReLU())
+        if dropout:
+            layers.append(nn.Dropout(DROPOUT_P))
+    return nn.Sequential(*layers)
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, config: MLPConfig, image_shape: tuple[int, int, int], z_dim: int):
+        super().__init__()
+        self.image_shape = image_shape
+        hidden = [z_dim] + [config.size_g] * (config.n_layer_g - 1)
+        self.hidden = _hidden_stack(hidden, batchnorm_first=True, dropout=False)
+        self.output = nn.Linear(config.size_g, math.prod(image_shape))
+        _init_linear(self, G_INIT_STD)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.output(self.hidden(z))).view(len(z), *self.image_shape)
+
+
+class MLPAutoEncoder(nn.Module):
+    """Enc: nLayerD - 1 linear layers of width sizeD; Dec: one linear layer back to the image."""
+
+    def __init__(self, config: MLPConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        pixels = math.prod(image_shape)
+        stack = _hidden_stack([pixels] + [config.size_d] * (config.n_layer_d - 1),
+                              batchnorm_first=False, dropout=config.dropout_d)
+        # The code (what the pulling-away term sees) is taken before the last dropout, which feeds the decoder.
+        self.encoder = stack[:-1] if config.dropout_d else stack
+        self.dropout = stack[-1] if config.dropout_d else nn.Identity()
+        self.decoder = nn.Linear(config.size_d, pixels)
+        _init_linear(self, D_INIT_STD)
+
+    def forward(self, images: torch.Tensor) -> DOutput:
+        code = self.encoder(images.flatten(1))
+        reconstruction = self.decoder(self.dropout(code)).view_as(images)
+        return DOutput(reconstruction=reconstruction, code=code)
+
+
+class MLPClassifier(nn.Module):
+    """nLayerD - 1 hidden layers of width sizeD, then a linear layer to one logit."""
+
+    def __init__(self, config: MLPConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        pixels = math.prod(image_shape)
+        self.hidden = _hidden_stack([pixels] + [config.size_d] * (config.n_layer_d - 1),
+                                    batchnorm_first=False, dropout=config.dropout_d)
+        self.output = nn.Linear(config.size_d, 1)
+        _init_linear(self, D_INIT_STD)
+
+    def forward(self, images: torch.Tensor) -> DOutput:
+        return DOutput(logit=self.output(self.hidden(images.flatten(1))).squeeze(1))
+
+
+def build_mlp(energy_model: str, image_shape: tuple[int, int, int], z_dim: int, mlp: MLPConfig
+              ) -> tuple[nn.Module, nn.Module]:
+    """(G, D) of the paper's MLPs with the sizes in `mlp`; D is an auto-encoder or a classifier."""
+    mlp.validate()
+    discriminator = MLPAutoEncoder if energy_model == "autoencoder" else MLPClassifier
+    return MLPGenerator(mlp, image_shape, z_dim), discriminator(mlp, image_shape)

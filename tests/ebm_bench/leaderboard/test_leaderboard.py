@@ -1,0 +1,166 @@
+"""Leaderboards and comparisons on hand-made run records with known means and stds."""
+
+import json
+import math
+from html.parser import HTMLParser
+
+import pytest
+
+from ebm_bench.cli import main
+from ebm_bench.errors import ConfigError
+from ebm_bench.leaderboard import compare_tables, leaderboard_table, render
+from ebm_bench.runs import load_records
+from ebm_bench.leaderboard import load_table
+from ebm_bench.stats import t_quantile
+
+
+def write_run(root, name, method, seed, scores, status="finished", margin=None, steps=1000, eval_n=100,
+              classifier="abc", schema=1):
+    run = root / name
+    run.mkdir(parents=True)
+    options = {} if margin is None else {"margin": margin}
+    config = {"method": method, "dataset": "mnist", "seed": seed, "budget": {"kind": "steps", "amount": steps},
+              "image_size": 32, "method_options": options, "mlp": {"size_g": 800}, "data_root": "/nowhere",
+              "out": str(root)}
+    result = {"schema_version": schema, "run_id": name, "run_dir": str(run), "method": method, "dataset": "mnist",
+              "seed": seed, "status": status, "budget": config["budget"], "steps": steps, "wall_s": 10.0 + seed,
+              "steps_per_s": steps / (10.0 + seed), "params_g": 1000, "params_d": 500,
+              "evaluation": {"n": eval_n, **scores}, "evaluation_provenance": {"classifier_sha256": classifier,
+                                                                              "reference": "mnist-test"}}
+    manifest = {"data_sha256": "d" * 64, "versions": {"torch": "2.14.1", "ebm-bench": "0.1.0"}}
+    for file, data in (("config.json", config), ("result.json", result), ("manifest.json", manifest)):
+        (run / file).write_text(json.dumps(data))
+
+
+@pytest.fixture
+def runs(tmp_path):
+    root = tmp_path / "a"
+    for seed, (ip, fid) in enumerate([(1.0, 30.0), (2.0, 20.0), (3.0, 10.0)]):
+        write_run(root, f"ebgan-{seed}", "ebgan", seed, {"i_prime": ip, "fid_mnist": fid})
+    write_run(root, "ebgan-3", "ebgan", 3, {"i_prime": float("nan"), "fid_mnist": float("nan")}, status="diverged")
+    for seed, (ip, fid) in enumerate([(0.5, 40.0), (0.7, 45.0)]):
+        write_run(root, f"gan-{seed}", "gan", seed, {"i_prime": ip, "fid_mnist": fid})
+    return root
+
+
+def row(table, method):
+    return table[table["method"] == method].iloc[0]
+
+
+def test_mean_std_ci_over_finished_seeds_and_diverged_runs_counted(runs):
+    table = leaderboard_table(load_records([runs]), ["i_prime", "fid_mnist"])
+    ebgan = row(table, "ebgan")
+    assert (ebgan["n_runs"], ebgan["n_diverged"], ebgan["i_prime_n"]) == (4, 1, 3)
+    assert ebgan["i_prime_mean"] == pytest.approx(2.0) and ebgan["i_prime_std"] == pytest.approx(1.0)
+    assert ebgan["i_prime_ci95"] == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    assert ebgan["fid_mnist_std"] == pytest.approx(10.0) and ebgan["budget"] == "1000 steps"
+    gan = row(table, "gan")
+    assert gan["i_prime_mean"] == pytest.approx(0.6) and gan["i_prime_std"] == pytest.approx(math.sqrt(0.02), 1e-5)
+    assert gan["wall_s"] == pytest.approx(10.5) and gan["params_g"] == 1000 and gan["classifier_sha256"] == "abc"
+
+
+def test_ranking_follows_each_metrics_direction(runs):
+    write_run(runs, "began-0", "began", 0, {"i_prime": 0.1, "fid_mnist": 5.0})
+    records = load_records([runs])
+    by_i_prime = leaderboard_table(records, ["i_prime", "fid_mnist"], rank_by="i_prime")  # higher is better
+    assert list(by_i_prime["method"]) == ["ebgan", "gan", "began"] and list(by_i_prime["rank"]) == ["1", "2", "3"]
+    by_fid = leaderboard_table(records, ["i_prime", "fid_mnist"], rank_by="fid_mnist")  # lower is better
+    assert list(by_fid["method"]) == ["began", "ebgan", "gan"]
+
+
+def test_reference_row_is_kept_apart_from_the_ranking(runs):
+    table = leaderboard_table(load_records([runs]), ["i_prime"], reference={"i_prime": 2.3}, reference_label="real")
+    real = row(table, "real")
+    assert real["i_prime_mean"] == 2.3 and real["rank"] == "" and real["n_runs"] == 0
+
+
+def test_configs_that_differ_beyond_the_seed_are_separate_variants(tmp_path):
+    for margin in (2, 8):
+        for seed in (0, 1):
+            write_run(tmp_path, f"m{margin}-{seed}", "ebgan", seed, {"i_prime": margin + seed}, margin=margin)
+    table = leaderboard_table(load_records([tmp_path]))
+    assert sorted(table["variant"]) == ["margin=2", "margin=8"]
+    assert list(table["i_prime_mean"]) == [8.5, 2.5]
+
+
+def test_every_format_renders(runs):
+    table = leaderboard_table(load_records([runs]), ["i_prime", "fid_mnist"], rank_by="i_prime")
+    markdown = render(table, "markdown")
+    assert "| 1 | mnist | 1000 steps | ebgan |" in markdown and "2 ± 1 [-0.4841, 4.484]" in markdown
+    assert "i_prime ↑" in markdown and "fid_mnist ↓" in markdown
+    latex = render(table, "latex")
+    assert latex.startswith("\\begin{tabular}") and "$\\pm$" in latex and latex.count("\\\\") == 3
+    csv = render(table, "csv")
+    assert csv.splitlines()[0].startswith("rank,dataset,budget,method,variant,n_runs,n_diverged,i_prime_mean")
+    page = render(table, "html")
+
+    class Checker(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.cells = [], 0
+
+        def handle_starttag(self, tag, attrs):
+            if tag not in ("meta",):
+                self.stack.append(tag)
+            self.cells += tag == "td"
+
+        def handle_endtag(self, tag):
+            assert self.stack.pop() == tag
+
+    checker = Checker()
+    checker.feed(page)
+    assert page.startswith("<!DOCTYPE html>") and checker.stack == [] and checker.cells == 2 * 13  # 7 + 2 metrics + 4 columns
+
+
+def test_csv_round_trip_and_cli_formats(runs, tmp_path, capsys):
+    out = tmp_path / "table.csv"
+    assert main(["leaderboard", str(runs), "--format", "csv", "--metrics", "i_prime", "--reference", "none",
+                 "--output", str(out)]) == 0
+    table = load_table(str(out))
+    assert list(table["method"]) == ["ebgan", "gan"] and table["i_prime_mean"].tolist() == [2.0, 0.6]
+    for fmt in ("markdown", "latex", "html", "rich"):
+        assert main(["leaderboard", str(runs), "--format", fmt, "--reference", "none"]) == 0
+        assert "ebgan" in capsys.readouterr().out
+
+
+def test_compare_detects_a_setup_mismatch_and_tests_differences(runs, tmp_path):
+    other = tmp_path / "b"
+    for seed, ip in enumerate([5.0, 6.0, 7.0]):
+        write_run(other, f"ebgan-{seed}", "ebgan", seed, {"i_prime": ip, "fid_mnist": 1.0}, steps=2000)
+    a = leaderboard_table(load_records([runs]), ["i_prime"])
+    b = leaderboard_table(load_records([other]), ["i_prime"])
+    with pytest.raises(ConfigError, match="(?s)budget differs .*--force"):
+        compare_tables(a, b)
+    comparison, differences = compare_tables(a, b, force=True)
+    assert any(d.startswith("budget differs") for d in differences)
+    ebgan = comparison[comparison["method"] == "ebgan"].iloc[0]
+    # Welch: means 2 vs 6, std 1 and 1, n 3 each: t = -4 / sqrt(2/3), df = 4
+    assert ebgan["welch_t"] == pytest.approx(4 / math.sqrt(2 / 3), rel=1e-5)
+    assert ebgan["p_value"] == pytest.approx(0.00805, abs=2e-4) and ebgan["better"] == "B"
+    assert len(comparison) == 1  # gan is only in A
+
+
+def test_compare_cli_refuses_different_classifiers(runs, tmp_path, capsys):
+    other = tmp_path / "c"
+    write_run(other, "ebgan-0", "ebgan", 0, {"i_prime": 2.0}, classifier="xyz")
+    assert main(["compare", str(runs), str(other)]) == 2
+    assert "classifier_sha256 differs" in capsys.readouterr().err
+
+
+def test_old_schema_records_fail_with_a_clear_message(tmp_path):
+    write_run(tmp_path, "old", "gan", 0, {"i_prime": 1.0}, schema=0)
+    with pytest.raises(ConfigError, match="schema version 0; this ebm-bench reads version 1"):
+        load_records([tmp_path])
+
+
+def test_t_quantiles():
+    assert t_quantile(0.975, 2) == pytest.approx(4.302653, rel=1e-6)
+    assert t_quantile(0.975, 30) == pytest.approx(2.042272, rel=1e-6)
+
+
+def test_counts_stay_exact_and_floats_keep_six_digits(tmp_path):
+    write_run(tmp_path, "a", "gan", 0, {"i_prime": 1.23456789})
+    records = load_records([tmp_path])
+    records["params_g"] = 2829824
+    table = leaderboard_table(records)
+    assert table["params_g"].iloc[0] == 2829824 and table["i_prime_mean"].iloc[0] == 1.23457

@@ -1,0 +1,156 @@
+"""Sweeps: grid expansion and presets, resume after interruption, divergence, executors (local, Ray), plots."""
+
+import dataclasses
+import json
+
+import pytest
+
+import ebm_bench
+from ebm_bench import Budget, MLPConfig, RunConfig
+from ebm_bench.api import train_one
+from ebm_bench.errors import ConfigError
+from ebm_bench.plots import plot_all, plot_histograms
+from ebm_bench.runs import load_records
+from ebm_bench.sweep import build_sweep, execute_local, execute_ray, expand, parse_grid
+
+
+def base(mnist_root, tmp_path, steps=6):
+    return RunConfig(budget=Budget("steps", steps), batch_size=16, mlp=MLPConfig(n_layer_g=2, size_g=32, size_d=32),
+                     z_dim=8, holdout=64, data_root=str(mnist_root), out=str(tmp_path / "runs"), log_every=2,
+                     checkpoint_every=2, n_samples=4, download=False, eval_n=100)
+
+
+def sweep(preset=None, methods=(), grid=(), settings=(), seeds=(0,), options=None, sample=None, config=None):
+    configs, _, _ = build_sweep(preset, methods, grid, settings, seeds, config or RunConfig(), options or {}, sample)
+    return configs
+
+
+def test_presets_have_the_paper_counts():
+    assert len(sweep("ebgan-paper-grid")) == 512
+    gan = sweep("gan-paper-grid")
+    assert len(gan) == 6144 and {c.method for c in gan} == {"gan"}
+    assert {(c.optim.lr_g, c.optim.lr_d) for c in gan} == {(0.01, 0.01), (0.001, 0.001), (0.0001, 0.0001)}
+    margins = sweep("margin-sensitivity", seeds=(0, 1))
+    assert len(margins) == 16 and sorted({c.method_options["margin"] for c in margins}) == [1, 2, 4, 6, 8, 12, 16, 32]
+    assert {(c.mlp.n_layer_g, c.mlp.n_layer_d, c.mlp.size_g, c.mlp.size_d) for c in margins} == {(5, 2, 1600, 1024)}
+
+
+def test_set_overrides_a_preset_and_grid_adds_axes():
+    configs = sweep("margin-sensitivity", grid=["batch_size=32,64"], settings=["size_g=800"])
+    assert len(configs) == 16 and {c.mlp.size_g for c in configs} == {800}
+    assert {c.batch_size for c in configs} == {32, 64}
+
+
+def test_grid_over_method_options_goes_to_the_methods_that_have_them():
+    configs = sweep(methods=["gan", "began"], grid=["gamma=0.3,0.7"], seeds=(0, 1))
+    assert len(configs) == 8
+    assert [c.method_options for c in configs if c.method == "gan"] == [{}] * 4
+    assert sorted(c.method_options["gamma"] for c in configs if c.method == "began") == [0.3, 0.3, 0.7, 0.7]
+
+
+def test_sample_is_a_seeded_subset_of_grid_points():
+    first = sweep("gan-paper-grid", sample=10)
+    assert len(first) == 10 and first == sweep("gan-paper-grid", sample=10)
+    assert len({json.dumps(dataclasses.asdict(c), sort_keys=True) for c in first}) == 10
+
+
+def test_bad_grids_are_clear_errors():
+    with pytest.raises(ConfigError, match="unknown sweep field 'marginn'"):
+        sweep(methods=["ebgan"], grid=["marginn=1,2"])
+    with pytest.raises(ConfigError, match="NAME=V1,V2"):
+        parse_grid(["margin"])
+    with pytest.raises(ConfigError, match="known presets"):
+        sweep("figure-9")
+
+
+def test_an_interrupted_sweep_reruns_only_what_is_missing(mnist_root, tmp_path):
+    configs = expand(["ebgan"], [0], {"margin": [2, 8, 32]}, base(mnist_root, tmp_path))
+    done = train_one(configs[0])
+
+    def interrupt(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_one(configs[1], on_log=interrupt)  # checkpointed at step 2, then killed
+    outcomes = execute_local(configs)
+    assert [o.status for o in outcomes] == ["finished"] * 3
+    records = load_records([tmp_path / "runs"]).set_index("config.method_options.margin")
+    assert records.loc[2, "wall_s"] == done.wall_s  # not trained again
+    assert records.loc[8, "steps"] == 6 and records.loc[32, "steps"] == 6
+
+
+@ebm_bench.register_method("test-sweep-explodes")
+@dataclasses.dataclass
+class ExplodesAtHighMargin(ebm_bench.Method):
+    """Diverges (infinite D loss) when its margin is above 10."""
+
+    margin: float = 1.0
+    energy_model = "classifier"
+
+    def energy(self, images, out):
+        return -out.logit
+
+    def loss_d(self, real, fake):
+        return real.energy.mean() * (float("inf") if self.margin > 10 else 1.0) + fake.energy.mean()
+
+    def loss_g(self, fake):
+        return fake.energy.mean()
+
+
+def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(mnist_root, tmp_path):
+    configs = expand(["test-sweep-explodes"], [0], {"margin": [32, 1]}, base(mnist_root, tmp_path))
+    with pytest.raises(Exception):  # the contract check catches an infinite loss on the first step ...
+        train_one(configs[0])
+    outcomes = execute_local(configs)  # ... and the sweep records that run and goes on
+    assert [o.status for o in outcomes] == ["failed", "finished"]
+    assert "not finite" in outcomes[0].error
+
+
+def test_local_worker_processes(mnist_root, tmp_path):
+    configs = expand(["gan", "ebgan"], [0], {}, base(mnist_root, tmp_path, steps=4))
+    outcomes = execute_local(configs, workers=2)
+    assert sorted((o.config.method, o.status) for o in outcomes) == [("ebgan", "finished"), ("gan", "finished")]
+
+
+def test_ray_executor_on_a_local_cpu_cluster(mnist_root, tmp_path):
+    ray = pytest.importorskip("ray")
+    configs = expand(["ebgan"], [0, 1], {}, base(mnist_root, tmp_path, steps=4))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        with pytest.raises(ConfigError, match="has 0 GPUs"):
+            execute_ray(configs, gpus_per_run=0.25)
+        outcomes = execute_ray(configs, cpus_per_run=1)
+    finally:
+        ray.shutdown()
+    assert sorted((o.config.seed, o.status) for o in outcomes) == [(0, "finished"), (1, "finished")]
+    assert all((tmp_path / "runs" / o.run_id / "result.json").exists() for o in outcomes)
+
+
+def test_each_plot_renders(mnist_root, tmp_path):
+    configs = expand(["ebgan", "began"], [0, 1], {}, base(mnist_root, tmp_path))
+    configs += expand(["ebgan"], [0, 1], {"margin": [4, 16]}, base(mnist_root, tmp_path))
+    execute_local(configs)
+    written = plot_all([tmp_path / "runs"], tmp_path / "plots", metrics=["evaluation.energy_auroc"])
+    names = {p.name for p in written}
+    assert {"trajectories.png", "trajectories.svg", "samples.png", "margin_sensitivity.png",
+            "margin_sensitivity.svg", "histogram_energy_auroc.png"} <= names
+    assert all(p.stat().st_size > 1000 for p in written)
+    assert (tmp_path / "plots" / "margin_sensitivity.svg").read_text().startswith("<?xml")
+    with pytest.raises(ConfigError, match="no run holds the metric"):
+        plot_histograms(load_records([tmp_path / "runs"]), tmp_path / "plots", "evaluation.nope")
+
+
+def test_sweep_command_writes_a_summary_and_plots(mnist_root, tmp_path, capsys):
+    from ebm_bench.cli import main
+
+    small = ["--steps", "4", "--batch-size", "16", "--n-layer-g", "2", "--size-g", "32", "--size-d", "32",
+             "--z-dim", "8", "--log-every", "2", "--holdout", "64", "--no-download", "--data-root", str(mnist_root),
+             "--eval-n", "100",
+             "--out", str(tmp_path)]
+    assert main(["sweep", "--methods", "ebgan", "--grid", "margin=2,8", "--dry-run", *small]) == 0
+    assert "2 runs (2 grid points x 1 method(s) x 1 seed(s))" in capsys.readouterr().out
+    assert main(["sweep", "--methods", "ebgan", "--grid", "margin=2,8", "--name", "m", *small]) == 0
+    summary = json.loads((tmp_path / "sweep-m.json").read_text())
+    assert summary["counts"] == {"finished": 2, "diverged": 0, "failed": 0}
+    assert sorted(run["margin"] for run in summary["runs"]) == [2, 8]
+    assert (tmp_path / "plots-m" / "margin_sensitivity.png").exists()
