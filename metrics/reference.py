@@ -7,6 +7,7 @@ whenever possible.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import torch
 
@@ -65,7 +66,9 @@ def _mnist_loader(data_root, split: str, image_size: int, n: int):
 
     def load() -> torch.Tensor:
         if not loaded:
-            root = data_root if data_root is not None else default_data_root()
+            # A run on another dataset (digits from a file, say) keeps MNIST in the default data folder
+            root = data_root if data_root is not None and (Path(data_root) / "MNIST").is_dir() \
+                else default_data_root()
             loaded.append(load_mnist(root, split, image_size=image_size).images[:n])
         return loaded[0]
 

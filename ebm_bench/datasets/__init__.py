@@ -11,6 +11,7 @@ from ebm_bench.errors import ConfigError
 from ebm_bench.registry import Registry
 
 from . import celeba, folder, lsun, mnist
+from .loading import TensorBatches
 from .spec import DatasetSpec, ImageArrays, Loader, TrainingData, default_data_root, to_unit_range
 
 
@@ -50,5 +51,5 @@ def get_dataset(name: str) -> DatasetSpec:
     return DATASETS.get(name)
 
 
-__all__ = ["DATASETS", "DatasetSpec", "ImageArrays", "TrainingData", "default_data_root", "get_dataset",
+__all__ = ["DATASETS", "DatasetSpec", "ImageArrays", "TensorBatches", "TrainingData", "default_data_root", "get_dataset",
            "register_dataset", "to_unit_range"]

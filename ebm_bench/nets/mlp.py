@@ -8,11 +8,13 @@ every weight layer except G's output layer, D's input layer and D's output layer
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from torch import nn
 
 from ebm_bench.config import MLPConfig
+from ebm_bench.errors import ConfigError
 
 from .base import DOutput
 
@@ -89,9 +91,32 @@ class MLPClassifier(nn.Module):
         return DOutput(logit=self.output(self.hidden(images.flatten(1))).squeeze(1))
 
 
+def parameter_count(mlp: MLPConfig, image_shape: tuple[int, int, int], z_dim: int) -> int:
+    """Parameters of G and of the larger D (the auto-encoder), counted before anything is allocated."""
+    pixels, g, d = math.prod(image_shape), mlp.size_g, mlp.size_d
+    generator = (z_dim * g + g) + (mlp.n_layer_g - 2) * (g * g + g) + (g * pixels + pixels)
+    generator += (mlp.n_layer_g - 1) * 2 * g  # BatchNorm after every hidden layer
+    discriminator = (pixels * d + d) + (mlp.n_layer_d - 2) * (d * d + d) + (d * pixels + pixels)
+    discriminator += (mlp.n_layer_d - 2) * 2 * d  # BatchNorm after every hidden layer but the first
+    return generator + discriminator
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: let the allocation itself fail
+
+
 def build_mlp(energy_model: str, image_shape: tuple[int, int, int], z_dim: int, mlp: MLPConfig
               ) -> tuple[nn.Module, nn.Module]:
     """(G, D) of the paper's MLPs with the sizes in `mlp`; D is an auto-encoder or a classifier."""
     mlp.validate()
+    # Training holds 4 copies of every weight (value, gradient, Adam's two moments), in float32.
+    needed = 4 * 4 * parameter_count(mlp, image_shape, z_dim)
+    if needed > _physical_memory():
+        raise ConfigError(f"these MLPs (z_dim={z_dim}, size_g={mlp.size_g}, size_d={mlp.size_d}) need about "
+                          f"{needed / 2**30:,.0f} GiB to train, more than this machine's "
+                          f"{_physical_memory() / 2**30:,.0f} GiB; lower --z-dim or --size-g/--size-d")
     discriminator = MLPAutoEncoder if energy_model == "autoencoder" else MLPClassifier
     return MLPGenerator(mlp, image_shape, z_dim), discriminator(mlp, image_shape)

@@ -66,3 +66,12 @@ def test_parameter_counts_of_the_paper_best_ebgan():
 def test_invalid_sizes_are_rejected():
     with pytest.raises(ConfigError, match="n_layer_g"):
         build_networks("mlp", "autoencoder", SHAPE, 100, MLPConfig(n_layer_g=1))
+
+
+@pytest.mark.parametrize("sizes", [(2, 16, 2, 16), (5, 64, 3, 32), (3, 800, 5, 1024)])
+def test_parameter_count_before_allocation_is_exact(sizes):
+    from ebm_bench.nets.mlp import parameter_count
+
+    config = MLPConfig(*sizes)
+    generator, discriminator = build_networks("mlp", "autoencoder", (1, 32, 32), 100, config)
+    assert parameter_count(config, (1, 32, 32), 100) == count_parameters(generator) + count_parameters(discriminator)
