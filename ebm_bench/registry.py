@@ -29,8 +29,8 @@ class Registry(Generic[T]):
     """
 
     def __init__(self, kind: str, check: Callable[[str, T], T], adopt: Callable[[str, Any], T | None],
-                 builtins: dict[str, T]):
-        self.kind = kind
+                 builtins: dict[str, T], label: str | None = None):
+        self.kind = label or kind  # what messages call it ("architecture" for the group ebm_bench.nets)
         self.group = f"ebm_bench.{kind}s"
         self._check, self._adopt = check, adopt
         self._items: dict[str, T] = {}

@@ -32,7 +32,8 @@ def _check(name: str, builder: Any) -> Builder:
 
 
 NETS: Registry[Builder] = Registry("net", _check, lambda name, loaded: loaded,
-                                   {"mlp": build_mlp, "dcgan": build_dcgan, "began": build_began})
+                                   {"mlp": build_mlp, "dcgan": build_dcgan, "began": build_began},
+                                   label="architecture")
 
 
 def register_net(name: str):

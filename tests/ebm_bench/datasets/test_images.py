@@ -18,6 +18,7 @@ from ebm_bench.api import train_one
 from ebm_bench.datasets import get_dataset
 from ebm_bench.errors import ConfigError, DataNotFoundError
 from ebm_bench.methods import DEFAULT_MARGINS
+from ebm_bench.methods import METHODS as METHODS_REGISTRY
 from ebm_bench.datasets.celeba import load_celeba
 from ebm_bench.datasets.folder import list_images, load_folder
 from ebm_bench.datasets.images import CorruptImageError, FileImages, MissingDependencyError, RandomPatch, square_resize
@@ -25,7 +26,7 @@ from ebm_bench.datasets.loading import LoaderBatches, num_workers
 from ebm_bench.datasets.lsun import KeyTable, lmdb_keys, load_lsun_bedroom, load_lsun_bedroom_patches
 
 CPU = torch.device("cpu")
-METHODS = ["gan", "ebgan", "ebgan-pt", "began", "magan"]
+METHODS = sorted(METHODS_REGISTRY.all())
 DATASET_NAMES = ["celeba", "lsun-bedroom", "lsun-bedroom-patches", "folder"]
 
 

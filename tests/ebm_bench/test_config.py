@@ -1,0 +1,49 @@
+"""Config identity: the same settings, however spelled, are the same run; committed records keep their ids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ebm_bench import Budget, RunConfig
+from ebm_bench.config import canonical, config_hash, parse_value
+from ebm_bench.errors import ConfigError
+from ebm_bench.methods import make_method
+
+RECORDS = sorted((Path(__file__).resolve().parents[2] / "leaderboards").glob("*/records/*/config.json"))
+
+
+def resolved(margin, steps=2000) -> dict:
+    config = RunConfig(method="ebgan", budget=Budget("steps", steps))
+    return config.to_dict() | {"method_options": make_method("ebgan", {"margin": margin}).options()}
+
+
+def test_margin_10_and_10_point_0_are_the_same_run():
+    assert config_hash(resolved(10)) == config_hash(resolved(10.0)) == config_hash(resolved("10"))
+    assert config_hash(resolved(10)) != config_hash(resolved(10.5))
+
+
+def test_a_step_budget_written_as_a_float_is_the_same_run():
+    assert config_hash(resolved(10, steps=2000)) == config_hash(resolved(10, steps=2000.0))
+    assert canonical(resolved(10, steps=2000.0))["budget"]["amount"] == 2000
+
+
+def test_values_are_typed_by_their_declared_field():
+    data = canonical(RunConfig().to_dict() | {"batch_size": 64.0, "seed": "3"})
+    assert data["batch_size"] == 64 and isinstance(data["batch_size"], int) and data["seed"] == 3
+    with pytest.raises(ConfigError, match="batch_size must be a whole number"):
+        canonical(RunConfig().to_dict() | {"batch_size": 64.5})
+    with pytest.raises(ConfigError, match="gamma must be a number, got 'abc'"):
+        make_method("began", {"gamma": "abc"})
+
+
+@pytest.mark.parametrize("path", RECORDS, ids=lambda p: p.parent.name)
+def test_committed_records_keep_their_run_ids(path):
+    assert path.parent.name.endswith(config_hash(json.loads(path.read_text()))[:10])
+
+
+def test_one_value_parser():
+    assert [parse_value(t) for t in ("3", "0.5", "1e-3", "true", "None", "adam")] == [3, 0.5, 1e-3, True, None,
+                                                                                       "adam"]
