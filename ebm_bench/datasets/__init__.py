@@ -51,5 +51,5 @@ def get_dataset(name: str) -> DatasetSpec:
     return DATASETS.get(name)
 
 
-__all__ = ["DATASETS", "DatasetSpec", "ImageArrays", "TensorBatches", "TrainingData", "default_data_root", "get_dataset",
-           "register_dataset", "to_unit_range"]
+__all__ = ["DATASETS", "DatasetSpec", "ImageArrays", "TensorBatches", "TrainingData", "default_data_root",
+           "get_dataset", "register_dataset", "to_unit_range"]

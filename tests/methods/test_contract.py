@@ -25,7 +25,8 @@ def tiny_run(name: str, run_dir: Path) -> PreparedRun:
     options = {"pretrain_steps": 1} if name == "magan" else {}  # MAGAN trains G only after pre-training
     config = RunConfig(method=name, budget=Budget("steps", 3), batch_size=8, z_dim=4, image_size=8, arch="mlp",
                        mlp=MLPConfig(n_layer_g=2, size_g=16, n_layer_d=3, size_d=16, dropout_d=True),
-                       optim=OptimConfig(), method_options=options, out=str(run_dir.parent), log_every=1, checkpoint_every=1)
+                       optim=OptimConfig(), method_options=options, out=str(run_dir.parent), log_every=1,
+                       checkpoint_every=1)
     images = torch.randint(0, 256, (256, *SHAPE), dtype=torch.uint8)
     data = TrainingData(TensorBatches(images, 8, seed=0, device=CPU), torch.zeros(0, *SHAPE), SHAPE, 256, "none")
     method = make_method(name, options)
