@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Iterable, Sequence
 
 from rich.console import Console
@@ -13,20 +14,30 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .config import RunConfig
 from .registry import load_plugin
-from .runs import train_one
+from .runs import RunLocked, train_one
 from .train import RunResult
-from .summary import summary_table
+from .summary import PlainProgress, summary_table
 from .sweep import matched_configs
 
 
-def run_configs(configs: Sequence[RunConfig], restart: bool = False, console: Console | None = None,
-                show_progress: bool = True) -> list[RunResult]:
-    """Train each config in turn with a progress bar per run, then print a summary table."""
-    console = console or Console(stderr=True)
+def _train_or_skip(config: RunConfig, restart: bool, say, **callbacks) -> RunResult:
+    """Train one run; a run another process is writing is skipped with one line and reported as `locked`."""
+    try:
+        return train_one(config, restart=restart, **callbacks)
+    except RunLocked as err:
+        say(f"{err}; skipped")
+        return RunResult(run_id=err.run_id, run_dir=str(err.run_dir), method=config.method, dataset=config.dataset,
+                         seed=config.seed, status="locked", budget=asdict(config.budget))
+
+
+def _train_with_bars(configs: Sequence[RunConfig], restart: bool, console: Console, show: bool) -> list[RunResult]:
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[energies]}"), TimeElapsedColumn(), console=console,
-                  disable=not show_progress) as progress:
+                  disable=not show) as progress:
+        def say(text):  # above the bars; shown under --quiet too (a skipped run is worth a line)
+            progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
         for config in configs:
             budget = config.budget
             task = progress.add_task(f"{config.method} seed {config.seed}", total=budget.amount, energies="")
@@ -37,9 +48,36 @@ def run_configs(configs: Sequence[RunConfig], restart: bool = False, console: Co
                             if "energy_fake_mean" in row else f"E(x) {row['energy_real_mean']:.3g}")
                 progress.update(task, completed=used, energies=energies)
 
-            result = train_one(config, restart=restart, on_log=on_log)
+            def on_start(start):
+                if start.step and show:
+                    say(start.resume_message())
+
+            result = _train_or_skip(config, restart, say, on_log=on_log, on_start=on_start)
             progress.update(task, completed=budget.amount, energies=result.status)
             results.append(result)
+    return results
+
+
+def _train_with_lines(configs: Sequence[RunConfig], restart: bool, console: Console) -> list[RunResult]:
+    """For a log file (stderr not a terminal): a redrawn bar would stay silent there, so plain lines instead."""
+    plain, results = PlainProgress(console), []
+    for config in configs:
+        result = _train_or_skip(config, restart, plain.print, on_log=plain.on_log, on_start=plain.on_start)
+        if result.status != "locked":
+            plain.print(f"{result.run_id} {result.status}: {result.steps} steps in {result.wall_s:.1f} s")
+        results.append(result)
+    return results
+
+
+def run_configs(configs: Sequence[RunConfig], restart: bool = False, console: Console | None = None,
+                show_progress: bool = True) -> list[RunResult]:
+    """Train each config in turn (a progress bar per run in a terminal, plain lines elsewhere), then print a
+    summary table. A run another process is writing is skipped and returned with status `locked`."""
+    console = console or Console(stderr=True)
+    if show_progress and not (console.is_terminal or console.is_jupyter):  # a notebook redraws bars fine
+        results = _train_with_lines(configs, restart, console)
+    else:
+        results = _train_with_bars(configs, restart, console, show_progress)
     if show_progress:
         console.print(summary_table(results))
         for out in sorted({config.out for config in configs}):

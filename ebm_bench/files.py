@@ -14,10 +14,13 @@ from typing import Any
 
 import torch
 
+from .errors import ConfigError
+
 SCHEMA_VERSION = 1  # of result.json; a record of another version is refused with a message saying so
 # The files of a run folder
 CONFIG, MANIFEST, TRAJECTORY, SAMPLES, CHECKPOINT, RESULT = (
     "config.json", "manifest.json", "trajectory.csv", "samples.png", "checkpoint.pt", "result.json")
+LOCK = ".lock"  # held (flock) by the process writing the run; holds its pid
 
 
 def _umask() -> int:
@@ -61,3 +64,11 @@ def save_torch(path: Path, obj: Any) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def corrupt_file_error(path: Path, err: BaseException) -> ConfigError:
+    """One line for a run file that cannot be read back: which file, why, and how to start that run over."""
+    reason = (str(err).splitlines() or [""])[0].split(". ")[0][:120] or type(err).__name__
+    return ConfigError(f"{path} is corrupt ({reason}); run again with --restart to start this run over "
+                       f"(--restart starts every run of the command over; delete {path.parent} to restart only "
+                       "this one)")

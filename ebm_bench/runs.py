@@ -8,28 +8,85 @@
     checkpoint.pt     G, D, optimisers, RNG states, method state (at the end and every K steps)
     result.json       status (running / finished / diverged), budget used, wall time, steps/s, parameter counts,
                       evaluation and its provenance
+    .lock             flock'ed by the process writing the run (its pid inside); the OS releases it when that
+                      process dies, so a killed run never leaves a stale lock
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import os
 import platform
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 import torch
 
 from .config import RunConfig
-from .errors import ConfigError
+from .errors import ConfigError, EbmBenchError
 from .evaluate import evaluate
-from .files import CONFIG, MANIFEST, RESULT, SCHEMA_VERSION, TRAJECTORY, read_json, write_json
-from .train import PreparedRun, RunResult, Trainer, prepare
+from .files import (CONFIG, LOCK, MANIFEST, RESULT, SCHEMA_VERSION, TRAJECTORY, corrupt_file_error, read_json,
+                    write_json)
+from .train import PreparedRun, RunResult, RunStart, Trainer, prepare
+
+
+class RunLocked(EbmBenchError):
+    """Another live process is writing this run: the caller skips it (it is that process's run)."""
+
+    def __init__(self, run_id: str, run_dir: Path, pid: str):  # pid "": the holder has not written it yet
+        super().__init__(f"run {run_id} is being written by " + (f"process {pid}" if pid else "another process"))
+        self.run_id, self.run_dir, self.pid = run_id, run_dir, pid
+
+
+@contextmanager
+def run_lock(run_dir: Path, run_id: str) -> Iterator[None]:
+    """Hold an exclusive flock on `<run>/.lock` while this process writes the run, or raise RunLocked.
+
+    The lock file is never deleted: deleting it while another process waits to open it would let two
+    processes lock two different files. flock, not a pid file, so that a killed process holds nothing.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            raise RunLocked(run_id, run_dir, holder) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def check_out_dir(out: Path) -> None:
+    """Fail before any data loads or training when runs cannot be written under --out: a real write probe."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; pass a directory")
+    file_above = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if file_above is not None:
+        raise ConfigError(f"--out {out} is inside {file_above}, which is a file; pass a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-probe-{os.getpid()}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.unlink(probe)
+    except PermissionError:
+        raise ConfigError(f"cannot write to --out {out}: permission denied; choose a writable directory") from None
+    except OSError as err:
+        raise ConfigError(f"cannot write to --out {out}: {err.strerror}; choose a writable directory") from None
 
 
 def _package_version(name: str) -> str | None:
@@ -87,25 +144,43 @@ def existing_result(run_dir: Path) -> RunResult | None:
     path = run_dir / RESULT
     if not path.exists():
         return None
-    result = RunResult(**read_json(path))
+    try:
+        result = RunResult(**read_json(path))
+    except (ValueError, TypeError) as err:  # truncated JSON, or not a result's fields
+        raise corrupt_file_error(path, err) from None
     return result if result.status in ("finished", "diverged") else None
 
 
-def train_one(config: RunConfig, restart: bool = False, on_log=None) -> RunResult:
+def _clear(run_dir: Path) -> None:
+    """Everything of a run but its lock, which this process holds."""
+    for path in run_dir.iterdir():
+        if path.name == LOCK:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def train_one(config: RunConfig, restart: bool = False, on_log: Callable[[dict], None] | None = None,
+              on_start: Callable[[RunStart], None] | None = None) -> RunResult:
     """Train one run to its budget and evaluate it. A finished run is returned as stored; an interrupted one
-    resumes from its last checkpoint."""
+    resumes from its last checkpoint. Raises RunLocked when another live process is writing the run."""
+    check_out_dir(Path(config.out))
     run = prepare(config)
-    if restart and run.run_dir.exists():
-        shutil.rmtree(run.run_dir)
-    stored = existing_result(run.run_dir)
-    if stored is not None:
-        return stored
-    write_run_header(run)
-    result = Trainer(run, on_log=on_log).train()
-    if result.status != "diverged":
-        result.evaluation, result.evaluation_provenance = evaluate(run)
-        result.status = "finished"
-        write_json(run.run_dir / RESULT, dataclasses.asdict(result))
+    if not restart and (stored := existing_result(run.run_dir)) is not None:
+        return stored  # an ended run is only read: no lock needed
+    with run_lock(run.run_dir, run.run_id):
+        if restart:
+            _clear(run.run_dir)
+        elif (stored := existing_result(run.run_dir)) is not None:
+            return stored  # another process ended it while this one prepared
+        write_run_header(run)
+        result = Trainer(run, on_log=on_log, on_start=on_start).train()
+        if result.status != "diverged":
+            result.evaluation, result.evaluation_provenance = evaluate(run)
+            result.status = "finished"
+            write_json(run.run_dir / RESULT, dataclasses.asdict(result))
     return result
 
 

@@ -6,6 +6,8 @@ One step, for every method alike:
   method.end_step(...)                                                (margin / k_t updates, on the device)
 A method can ask for D-only steps (MAGAN's pre-training); they count toward the budget.
 Nothing in the step reads a value back to the host; that happens once per logging interval.
+Checkpoints come every `checkpoint_every` steps, logging rows or not: a checkpoint between two rows carries the
+interval's running sums, so a run resumed from it writes the same next row as one never interrupted.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .config import OptimConfig, RunConfig, config_hash, load_preset_optim
+from .config import Budget, OptimConfig, RunConfig, config_hash, load_preset_optim
 from .datasets import DatasetSpec, TrainingData, default_data_root, get_dataset
 from .device import resolve_device
 from .errors import ConfigError
 from .methods import Energies, Method, SetupContext, check_energy, check_loss, make_method
 from .nets import build_networks, count_parameters
-from .files import CHECKPOINT, RESULT, SCHEMA_VERSION, TRAJECTORY, save_torch, write_json
+from .files import CHECKPOINT, RESULT, SCHEMA_VERSION, TRAJECTORY, corrupt_file_error, save_torch, write_json
 from .trajectory import STANDARD_COLUMNS, IntervalStats, TrajectoryWriter
 
 EVAL_BATCH = 500
@@ -56,6 +58,23 @@ class RunResult:
     evaluation_provenance: dict[str, Any] = field(default_factory=dict)  # N, weights hashes, library version
     diverged_at_step: int | None = None
     schema_version: int = SCHEMA_VERSION
+
+
+@dataclass
+class RunStart:
+    """Where a run's training starts: step 0, or the step of the checkpoint it resumes from."""
+
+    run_id: str
+    step: int
+    budget: Budget
+    total_steps: int | None  # the budget in steps; None for a budget in seconds
+
+    @property
+    def total(self) -> str:
+        return str(self.total_steps) if self.total_steps is not None else f"{self.budget.amount:g} {self.budget.kind}"
+
+    def resume_message(self) -> str:
+        return f"resuming {self.run_id} from step {self.step} of {self.total}"
 
 
 @dataclass
@@ -116,7 +135,8 @@ def _optimizer(name: str, params, lr: float, betas: tuple[float, float]) -> torc
 class Trainer:
     """Trains one prepared run to its budget, logging, checkpointing and resuming."""
 
-    def __init__(self, run: PreparedRun, on_log: Callable[[dict[str, float]], None] | None = None):
+    def __init__(self, run: PreparedRun, on_log: Callable[[dict[str, float]], None] | None = None,
+                 on_start: Callable[[RunStart], None] | None = None):
         self.run, self.cfg, self.method = run, run.config, run.method
         self.G, self.D = run.generator, run.discriminator
         betas = (self.cfg.optim.beta1, self.cfg.optim.beta2)
@@ -126,7 +146,7 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)  # dropout and anything else drawing from the global generator
         self.batches = run.data.batches
         self.stats = IntervalStats()
-        self.on_log = on_log
+        self.on_log, self.on_start = on_log, on_start
         self.writer = TrajectoryWriter(run.run_dir / TRAJECTORY, STANDARD_COLUMNS)
         self.result = RunResult(
             run_id=run.run_id, run_dir=str(run.run_dir), method=self.cfg.method, dataset=self.cfg.dataset,
@@ -195,32 +215,39 @@ class Trainer:
     def train(self) -> RunResult:
         start_step = self._resume()
         self.writer.start(resume_after_step=start_step if start_step else None)
+        if self.on_start:
+            budget = self.cfg.budget
+            self.on_start(RunStart(self.run.run_id, start_step, budget, budget.expected_steps(self.cfg.batch_size)))
         steps, images = start_step, self.result.images
         wall_before = self.result.wall_s
         started = time.perf_counter()
-        next_checkpoint = (steps // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
-        budget = self.cfg.budget
-        done = budget.exhausted(steps, images, wall_before)
+        log_every, checkpoint_every = self.cfg.log_every, self.cfg.checkpoint_every
+        done = self.cfg.budget.exhausted(steps, images, wall_before)
         while not done:  # the step that exhausts the budget is always logged and checkpointed
             self.G.train(), self.D.train()
             self.step(steps, check_contract=steps == 0)
             steps += 1
             images += self.cfg.batch_size
-            done = budget.exhausted(steps, images, wall_before + time.perf_counter() - started)
-            if steps % self.cfg.log_every == 0 or done:
-                if self.run.device.type == "cuda":
-                    torch.cuda.synchronize(self.run.device)  # so wall_s covers the work, not just its launch
-                self.result.steps, self.result.images = steps, images
-                self.result.wall_s = wall_before + time.perf_counter() - started
-                row = self._log_row()
-                if self.result.status == "diverged":
-                    break
-                if steps >= next_checkpoint or done:
-                    self._checkpoint()
-                    next_checkpoint = (steps // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
-                if self.on_log:
-                    self.on_log(row)
+            done = self.cfg.budget.exhausted(steps, images, wall_before + time.perf_counter() - started)
+            logs, checkpoints = steps % log_every == 0 or done, steps % checkpoint_every == 0 or done
+            if logs or checkpoints:
+                self._clock(steps, images, wall_before + self._elapsed(started))
+            row = self._log_row() if logs else None
+            if self.result.status == "diverged":
+                break
+            if checkpoints:
+                self._checkpoint()
+            if row is not None and self.on_log:
+                self.on_log(row)
         return self._finish()
+
+    def _elapsed(self, started: float) -> float:
+        if self.run.device.type == "cuda":  # so wall_s covers the work, not just its launch; logging and
+            torch.cuda.synchronize(self.run.device)  # checkpoints read the device back anyway
+        return time.perf_counter() - started
+
+    def _clock(self, steps: int, images: int, wall_s: float) -> None:
+        self.result.steps, self.result.images, self.result.wall_s = steps, images, wall_s
 
     def _log_row(self) -> dict[str, float]:
         r = self.result
@@ -247,6 +274,7 @@ class Trainer:
             "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
             "optimizer_g": self.opt_g.state_dict(), "optimizer_d": self.opt_d.state_dict(),
             "method": self.method.state_dict(), "data": self.batches.state_dict(),
+            "interval": self.stats.state_dict(),  # empty at a logging step; the sums so far between two rows
             "rng": {"torch": torch.get_rng_state(), "z": self.z_generator.get_state(),
                     "cuda": torch.cuda.get_rng_state_all() if self.run.device.type == "cuda" else None},
         })
@@ -256,7 +284,11 @@ class Trainer:
         path = self.run.run_dir / CHECKPOINT
         if not path.exists():
             return 0
-        state = torch.load(path, map_location=self.run.device, weights_only=False)
+        try:
+            state = torch.load(path, map_location=self.run.device, weights_only=False)
+            result = RunResult(**state["result"])
+        except Exception as err:  # noqa: BLE001 (truncated, not a checkpoint: any reason, the same advice)
+            raise corrupt_file_error(path, err) from None
         self.G.load_state_dict(state["generator"])
         self.D.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["optimizer_g"])
@@ -267,7 +299,9 @@ class Trainer:
         self.z_generator.set_state(state["rng"]["z"].cpu())
         if state["rng"]["cuda"] is not None and self.run.device.type == "cuda":
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
-        self.result = RunResult(**state["result"])
+        if "interval" in state:  # checkpoints written before intervals were saved were all taken at a row
+            self.stats.load_state_dict(state["interval"])
+        self.result = result
         return self.result.steps
 
 

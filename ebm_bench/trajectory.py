@@ -60,6 +60,19 @@ class IntervalStats:
         _accumulate(self.squared_errors, name, (prediction.detach() - target).double().square().sum(),
                     target.numel())
 
+    _SUMS = ("energy_sums", "energy_sq_sums", "scalar_sums", "squared_errors")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The interval so far (device tensors, no host sync), for a checkpoint taken between two rows."""
+        state: dict[str, Any] = {name: {k: (s.total, s.count) for k, s in getattr(self, name).items()}
+                                 for name in self._SUMS}
+        return state | {"last_energy": dict(self.last_energy)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self._SUMS:
+            setattr(self, name, {k: _Sum(total, count) for k, (total, count) in state[name].items()})
+        self.last_energy = dict(state["last_energy"])
+
     def row(self, state: dict[str, Any]) -> dict[str, float]:
         """Means and stds over the interval, quantiles of its last batch, and the method's state; then reset."""
         sums = {**{("energy", k): v for k, v in self.energy_sums.items()},

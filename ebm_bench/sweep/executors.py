@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from ebm_bench.runs import train_one
+from ebm_bench.runs import RunLocked, train_one
 from ebm_bench.config import RunConfig
 from ebm_bench.errors import ConfigError
 
@@ -24,7 +24,7 @@ class Outcome:
     """What the sweep knows of one run after executing it."""
 
     config: RunConfig
-    status: str  # finished / diverged / failed
+    status: str  # finished / diverged / failed / locked (another process is writing it)
     run_id: str | None = None
     run_dir: str | None = None
     error: str | None = None
@@ -35,6 +35,8 @@ def run_safely(config: RunConfig) -> Outcome:
     try:
         result = train_one(config)
         return Outcome(config, result.status, result.run_id, result.run_dir)
+    except RunLocked as err:  # another live process is writing it: its run, not a failure of this sweep
+        return Outcome(config, "locked", err.run_id, error=str(err))
     except Exception as err:  # noqa: BLE001 (one broken run must not stop the sweep)
         return Outcome(config, "failed", error=f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}")
 

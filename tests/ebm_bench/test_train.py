@@ -231,3 +231,42 @@ def test_end_of_run_scores_carry_their_provenance(mnist_root, tmp_path, inceptio
     provenance = result.evaluation_provenance
     assert provenance["classifier_sha256"] == CLASSIFIER_SHA256 and provenance["reference"] == "mnist-test"
     assert len(provenance["inception_weights_sha256"]) == 64 and provenance["torch_fidelity_version"]
+
+
+def test_checkpoints_come_every_checkpoint_every_steps_even_between_log_rows(mnist_root, tmp_path, monkeypatch):
+    saved = []
+    original = Trainer._checkpoint
+
+    def record(self):
+        saved.append(self.result.steps)
+        original(self)
+    monkeypatch.setattr(Trainer, "_checkpoint", record)
+    result = train_one(small(mnist_root, tmp_path, steps=12, log_every=4, checkpoint_every=3))
+    assert saved == [3, 6, 9, 12]  # not coarsened to the logging steps 4, 8, 12
+    assert trajectory(result)["step"].tolist() == [4, 8, 12]
+
+
+def test_a_run_resumed_between_two_log_rows_matches_an_uninterrupted_one(mnist_root, tmp_path):
+    """The checkpoint at step 6 lies inside the interval 5..8: it carries that interval's sums so far, so the
+    resumed run's row at step 8 (and every row and weight after it) is bitwise the uninterrupted run's."""
+    config = small(mnist_root, tmp_path / "whole", "magan", steps=16, log_every=4, checkpoint_every=6,
+                   method_options={"pretrain_steps": 3, "period_steps": 2},
+                   mlp=dataclasses.replace(SMALL, n_layer_d=3, dropout_d=True))
+    whole = train_one(config)
+
+    def interrupt(row):
+        if row["step"] == 8:  # after the checkpoint at step 6, before the one at 12
+            raise KeyboardInterrupt
+
+    resumed_config = dataclasses.replace(config, out=str(tmp_path / "resumed"))
+    with pytest.raises(KeyboardInterrupt):
+        train_one(resumed_config, on_log=interrupt)
+    checkpoint = tmp_path / "resumed" / whole.run_id / "checkpoint.pt"
+    assert torch.load(checkpoint, weights_only=False)["result"]["steps"] == 6
+    resumed = train_one(resumed_config)
+    assert resumed.status == "finished" and resumed.steps == 16 and resumed.images == whole.images
+    pd.testing.assert_frame_equal(trajectory(whole).drop(columns="wall_s"),
+                                  trajectory(resumed).drop(columns="wall_s"))
+    final = [torch.load(f"{r.run_dir}/checkpoint.pt", weights_only=False) for r in (whole, resumed)]
+    for net in ("generator", "discriminator"):
+        assert all(torch.equal(final[0][net][k], final[1][net][k]) for k in final[0][net])
