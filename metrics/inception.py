@@ -27,11 +27,11 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.metadata import version
 from pathlib import Path
 from typing import Callable
 
 import torch
-import torch_fidelity
 from torch.utils.data import Dataset
 
 from ebm_bench.errors import ConfigError
@@ -39,7 +39,7 @@ from ebm_bench.errors import ConfigError
 from .base import Metric
 
 WEIGHTS_ENV = "EBM_BENCH_INCEPTION_WEIGHTS"
-TORCH_FIDELITY_VERSION = torch_fidelity.__version__
+TORCH_FIDELITY_VERSION = version("torch-fidelity")  # imported when used: it pulls in torchvision's models, 1.6 s
 GENUINE_WEIGHTS_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 )
@@ -216,6 +216,8 @@ def inception_metrics(images: torch.Tensor, metrics: tuple[str, ...] | list[str]
     if needs_reference:
         kwargs.update(_reference_kwargs(reference, weights, cache_dir))
         kwargs["kid_subset_size"] = kid_subset_size or min(KID_SUBSET_SIZE, len(generated), reference.n)
+    import torch_fidelity
+
     result = torch_fidelity.calculate_metrics(**kwargs)
     return {name: float(result[_FIDELITY_KEYS[name]]) for name in metrics}
 

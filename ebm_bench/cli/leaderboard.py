@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
+
 from rich.console import Console
 from rich.markup import escape
 
 from ebm_bench.leaderboard import compare_tables, display_rows, leaderboard_from_runs, load_table, render
 
-from .common import emit, method_list, print_rich
+from .common import emit, load_plugins, method_list, print_rich
 
 FORMATS = ("rich", "markdown", "csv", "latex", "html")
 
@@ -25,6 +28,8 @@ def add_parser(subparsers) -> None:
                    help="real-data reference row: auto (MNIST train images scored like the runs), none")
     p.add_argument("--data-root", help="where MNIST is, for the reference row (default: as for `run`)")
     p.add_argument("--output", help="write to this file instead of stdout")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                   help="a Python file registering metrics (for their directions) or methods (repeatable)")
     p.set_defaults(func=command)
     c = subparsers.add_parser("compare", help="two leaderboards side by side, with significance of differences",
                               description="Per method and metric: both means, B - A, and Welch's t-test over "
@@ -34,11 +39,29 @@ def add_parser(subparsers) -> None:
     c.add_argument("--force", action="store_true", help="compare even when the setups differ")
     c.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     c.add_argument("--format", choices=("rich", "markdown", "csv"), default="rich")
+    c.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                   help="a Python file registering metrics (for their directions) (repeatable)")
     c.set_defaults(func=compare_command)
 
 
+@contextmanager
+def warnings_as_lines():
+    """Warnings (a skipped record, a missing reference row) as one plain line each on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for warning in caught:
+                Console(stderr=True).print(f"warning: {escape(str(warning.message))}", highlight=False,
+                                           soft_wrap=True)
+
+
 def command(args) -> int:
-    table = leaderboard_from_runs(args.runs, method_list(args.metrics), args.rank_by, args.reference, args.data_root)
+    load_plugins(args.plugin)
+    with warnings_as_lines():
+        table = leaderboard_from_runs(args.runs, method_list(args.metrics), args.rank_by, args.reference,
+                                      args.data_root)
     if args.format == "rich" and not args.output:
         print_rich(*display_rows(table), title="ebm-bench leaderboard",
                     note="mean ± std [95% CI] over finished seeds")
@@ -48,7 +71,10 @@ def command(args) -> int:
 
 
 def compare_command(args) -> int:
-    comparison, differences = compare_tables(load_table(args.a), load_table(args.b), args.force, args.alpha)
+    load_plugins(args.plugin)
+    with warnings_as_lines():
+        a, b = load_table(args.a), load_table(args.b)
+    comparison, differences = compare_tables(a, b, args.force, args.alpha)
     for line in differences:
         Console(stderr=True).print(f"setup: {escape(line)}", highlight=False, soft_wrap=True)
     if args.format == "rich":

@@ -11,12 +11,26 @@ from .build import BLOCKING_SETUP, INFO_COLUMNS, _round, metric_direction
 from .render import _metrics_of
 
 
+def _setup_value(value) -> str:
+    """A setup value as text, numbers in one spelling: 10000 read back from a CSV as 10000.0 is still 10000."""
+    text = str(value)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _setup_values(table: pd.DataFrame, name: str) -> set[str]:
+    values = table[name].dropna() if name in table else []
+    return {_setup_value(part) for v in values for part in str(v).split("|") if part}
+
+
 def setup_differences(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
     """What differs between the setups of two tables, blocking differences first (each as a sentence)."""
     found = []
     for name in list(BLOCKING_SETUP) + list(INFO_COLUMNS):
-        values_a = {str(v) for v in a.get(name, pd.Series(dtype=str)).dropna() if str(v)}
-        values_b = {str(v) for v in b.get(name, pd.Series(dtype=str)).dropna() if str(v)}
+        values_a, values_b = _setup_values(a, name), _setup_values(b, name)
         if values_a != values_b:
             kind = "changes the numbers" if name in BLOCKING_SETUP else "may change the numbers"
             found.append(f"{name} differs ({kind}): A has {', '.join(sorted(values_a)) or 'none'}, "
@@ -35,20 +49,31 @@ def compare_tables(a: pd.DataFrame, b: pd.DataFrame, force: bool = False, alpha:
     if blocking and not force:
         raise ConfigError("these leaderboards were made under different setups, so their numbers are not "
                           "comparable:\n  " + "\n  ".join(blocking) + "\nUse --force to compare them anyway.")
-    keys = ["dataset", "method", "variant"]
-    a, b = (t[t["n_runs"] > 0].fillna({"variant": ""}) for t in (a, b))
+    # Every key that identifies a row: the same method at two budgets is two rows, never a pair. One budget per
+    # table, and they differ: that comparison was forced on purpose, so rows pair across the two budgets.
+    keys = ["dataset", "budget", "method", "variant"]
+    a, b = (t[t["n_runs"] > 0].fillna({"variant": ""}).astype({k: str for k in keys}) for t in (a, b))
+    budgets_a, budgets_b = set(a["budget"]), set(b["budget"])
+    if len(budgets_a) == len(budgets_b) == 1 and budgets_a != budgets_b:
+        label = f"{budgets_a.pop()} vs {budgets_b.pop()}"
+        a, b = a.assign(budget=label), b.assign(budget=label)
     merged = a.merge(b, on=keys, suffixes=("_a", "_b"))
     rows = []
     for metric in sorted(set(_metrics_of(a)) & set(_metrics_of(b))):
         direction = metric_direction(metric)
         for _, r in merged.iterrows():
             mean_a, mean_b = r[f"{metric}_mean_a"], r[f"{metric}_mean_b"]
-            t, p = welch_t_test(mean_b, r[f"{metric}_std_b"], int(r[f"{metric}_n_b"]),  # t of B - A
-                                mean_a, r[f"{metric}_std_a"], int(r[f"{metric}_n_a"]))
+            t, p = welch_t_test(mean_b, r[f"{metric}_std_b"], _count(r[f"{metric}_n_b"]),  # t of B - A
+                                mean_a, r[f"{metric}_std_a"], _count(r[f"{metric}_n_a"]))
             better = ""
             if p == p and p < alpha and direction:
                 better = "B" if (mean_b > mean_a) == (direction == "higher") else "A"
             rows.append({**{k: r[k] for k in keys}, "metric": metric, "mean_a": mean_a, "mean_b": mean_b,
                          "diff_b_minus_a": mean_b - mean_a, "welch_t": t, "p_value": p,
                          "significant": bool(p == p and p < alpha), "better": better})
-    return pd.DataFrame(rows).apply(lambda column: column.map(_round)), differences
+    columns = keys + ["metric", "mean_a", "mean_b", "diff_b_minus_a", "welch_t", "p_value", "significant", "better"]
+    return pd.DataFrame(rows, columns=columns).apply(lambda column: column.map(_round)), differences
+
+
+def _count(value) -> int:
+    return int(value) if value == value else 0  # a metric one table lacks for a row: no seeds

@@ -1,55 +1,163 @@
-"""Leaderboards from run folders or CSV files, with the real-data reference row computed like the runs' scores."""
+"""Leaderboards from run folders or CSV files: reading records tolerantly, and the real-data reference row.
+
+The reference row (real MNIST training images scored like the runs) is computed once and stored beside the
+records in `reference.json`, keyed by what changes it: the data's sha256, the evaluation N, the classifier's
+sha256, the image size and the reference set. A committed leaderboard then renders from its records alone, with
+no data on disk, in a second or two instead of a minute.
+"""
 
 from __future__ import annotations
 
+import json
+import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
+from ebm_bench.config import coerce_fields, config_hash
 from ebm_bench.datasets import default_data_root, to_unit_range
 from ebm_bench.datasets.mnist import load_mnist
-from ebm_bench.errors import ConfigError
-from ebm_bench.runs import load_records
+from ebm_bench.errors import ConfigError, EbmBenchError
+from ebm_bench.files import CONFIG, MANIFEST, RESULT, read_json, write_json
+from ebm_bench.methods import get_method
+from ebm_bench.runs import find_run_dirs, load_record
 
 from .build import leaderboard_table, record_metrics
 
+REFERENCE_FILE = "reference.json"
 
-def reference_scores(records: pd.DataFrame, metrics: Sequence[str], data_root: str | None) -> dict[str, float]:
+
+def read_records(paths: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """(one row per readable run, one line per unreadable one). A run counted twice (the same canonical config
+    in two folders, e.g. written before configs were hashed canonically) is kept once."""
+    unreadable: list[str] = []
+    seen: dict[str, dict] = {}
+    for run_dir in find_run_dirs(paths):
+        try:
+            row = load_record(run_dir)
+            row["config_hash"] = config_hash(_typed_options(read_json(run_dir / CONFIG)))
+        except (OSError, ValueError, KeyError, TypeError) as err:  # truncated JSON is a ValueError
+            unreadable.append(f"{_culprit(run_dir)}: unreadable ({type(err).__name__}: {err})")
+            continue
+        previous = seen.get(row["config_hash"])
+        if previous is not None:  # keep a finished one
+            kept, dropped = (row, previous) if row["status"] == "finished" != previous["status"] else (previous, row)
+            unreadable.append(f"{dropped['run_dir']}: the same run as {kept['run_dir']} (counted once)")
+            row = kept
+        seen[row["config_hash"]] = row
+    return pd.DataFrame(list(seen.values())), unreadable
+
+
+def _typed_options(config: dict) -> dict:
+    """The config with its method options in their declared types, as runs are hashed since configs are
+    canonical: a record written with -o margin=10 (an int) is the same run as one with margin = 10.0."""
+    try:
+        cls = get_method(config["method"])
+    except (ConfigError, KeyError):  # a plug-in method not loaded here: its options as stored
+        return config
+    stored = config.get("method_options", {})
+    declared = {k: v for k, v in stored.items() if k in getattr(cls, "__dataclass_fields__", {})}
+    return config | {"method_options": stored | coerce_fields(cls, declared, config["method"])}
+
+
+def _culprit(run_dir: Path) -> Path:
+    """The first of a run's JSON files that does not parse (else the folder itself)."""
+    for name in (RESULT, CONFIG, MANIFEST):
+        try:
+            json.loads((run_dir / name).read_text())
+        except (OSError, ValueError):
+            return run_dir / name
+    return run_dir
+
+
+def _reference_key(records: pd.DataFrame, image_size: int, reference: str) -> str:
+    def one(column: str) -> str:
+        values = sorted(records[column].dropna().astype(str).unique()) if column in records else []
+        return "|".join(values)
+
+    return (f"data={one('manifest.data_sha256')} n={int(records['evaluation.n'].dropna().max())} "
+            f"classifier={one('evaluation_provenance.classifier_sha256')} size={image_size} reference={reference}")
+
+
+def _cache_path(paths: Sequence[str]) -> Path | None:
+    """`reference.json` in the first given folder of runs (not a run folder itself); None when there is none."""
+    for path in map(Path, paths):
+        if path.is_dir() and not (path / "result.json").exists():
+            return path / REFERENCE_FILE
+    return None
+
+
+def reference_scores(records: pd.DataFrame, metrics: Sequence[str], data_root: str | None,
+                     cache: Path | None = None) -> dict[str, float]:
     """Scores of real MNIST training images, as many as the runs scored, against the runs' reference set.
 
     Real images are the ceiling a generator is measured against; the training split is used so that FID-type
-    metrics compare two different real sets (the runs are scored against the test split).
+    metrics compare two different real sets (the runs are scored against the test split). Stored scores are
+    read from `cache`; missing ones are computed (which needs MNIST) and stored.
     """
     from ebm_bench.metrics import METRICS, score_images
 
     scored = [m for m in metrics if m in METRICS and METRICS[m].needs in ("classifier", "samples", "inception")]
     if not scored:
         return {}
-    n = int(records["evaluation.n"].dropna().max())
     image_size = int(records["config.image_size"].iloc[0])
-    root = data_root or records["config.data_root"].iloc[0] or default_data_root()
-    if not Path(root).exists():
-        root = default_data_root()
-    images = to_unit_range(load_mnist(root, "train", image_size).images[:n])
     reference = records["evaluation_provenance.reference"].dropna().iloc[0] \
         if "evaluation_provenance.reference" in records else "mnist-test"
-    return score_images(images, scored, reference=reference, data_root=root)
+    key = _reference_key(records, image_size, reference)
+    stored = _read_cache(cache)
+    scores = dict(stored.get(key, {}).get("scores", {}))
+    missing = [m for m in scored if m not in scores]
+    if missing:
+        n = int(records["evaluation.n"].dropna().max())
+        root = data_root or records["config.data_root"].iloc[0] or default_data_root()
+        if not Path(root).exists():
+            root = default_data_root()
+        images = to_unit_range(load_mnist(root, "train", image_size, download=False).images[:n])
+        scores |= score_images(images, missing, reference=reference, data_root=root)
+        if cache is not None:
+            stored[key] = {"scores": scores, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            try:
+                write_json(cache, {"entries": stored})
+            except OSError as err:
+                warnings.warn(f"could not store the reference row in {cache}: {err.strerror}", stacklevel=2)
+    return {m: scores[m] for m in scored}
+
+
+def _read_cache(cache: Path | None) -> dict:
+    if cache is None or not cache.is_file():
+        return {}
+    try:
+        return json.loads(cache.read_text()).get("entries", {})
+    except (ValueError, AttributeError):
+        warnings.warn(f"{cache} is unreadable; the reference row is computed again", stacklevel=2)
+        return {}
 
 
 def leaderboard_from_runs(paths: Sequence[str], metrics: Sequence[str] = (), rank_by: str | None = None,
                           reference: str = "auto", data_root: str | None = None) -> pd.DataFrame:
-    records = load_records(paths)
-    if records.empty:
-        raise ConfigError(f"no run folders (with result.json) under {', '.join(paths)}")
-    metrics = list(metrics) or record_metrics(records)
-    ref_scores, label = None, "real data"
+    """The leaderboard of the runs under `paths`; unreadable records are skipped with a warning each and
+    counted in an `n_unreadable` column."""
     if reference not in ("auto", "none"):
         raise ConfigError(f"--reference is auto or none, not {reference!r}")
+    records, unreadable = read_records(paths)
+    for line in unreadable:
+        warnings.warn(f"skipped {line}", stacklevel=2)
+    if records.empty:
+        raise ConfigError(f"no readable run folders (with result.json) under {', '.join(map(str, paths))}")
+    metrics = list(metrics) or record_metrics(records)
+    ref_scores, label = None, "real data"
     if reference == "auto" and set(records["dataset"]) == {"mnist"} and "evaluation.n" in records:
-        ref_scores = reference_scores(records, metrics, data_root)
-        label = f"real data (MNIST train, N={int(records['evaluation.n'].max())})"
-    return leaderboard_table(records, metrics, rank_by, ref_scores, label)
+        try:
+            ref_scores = reference_scores(records, metrics, data_root, _cache_path(paths))
+            label = f"real data (MNIST train, N={int(records['evaluation.n'].max())})"
+        except EbmBenchError as err:  # no MNIST here and nothing stored: the table without its reference row
+            warnings.warn(f"no real-data reference row: {str(err).splitlines()[0]}", stacklevel=2)
+    table = leaderboard_table(records, metrics, rank_by, ref_scores, label)
+    if unreadable:
+        table["n_unreadable"] = len(unreadable)
+    return table
 
 
 def load_table(path: str) -> pd.DataFrame:
@@ -58,4 +166,6 @@ def load_table(path: str) -> pd.DataFrame:
         if not path.endswith(".csv"):
             raise ConfigError(f"{path}: expected a leaderboard .csv or a folder of runs")
         return pd.read_csv(path, dtype={"variant": str, "rank": str}).fillna({"variant": "", "rank": ""})
+    if not Path(path).exists():
+        raise ConfigError(f"{path} does not exist; pass a leaderboard .csv or a folder of runs")
     return leaderboard_from_runs([path], reference="none")
