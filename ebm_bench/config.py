@@ -267,3 +267,148 @@ def load_preset_optim(name: str) -> OptimConfig:
     """The optimiser a preset names in its [optim] table (a dataset's default optimiser lives in its preset)."""
     table = load_preset(name).get("optim", {})
     return OptimConfig(**coerce_fields(OptimConfig, table, f"preset {name} [optim]"))
+
+
+# -- writing TOML -----------------------------------------------------------------------------------------------
+# tomllib only reads; the few value kinds a config holds are written here rather than adding a dependency.
+_BARE_KEY = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _toml_string(text: str) -> str:
+    escapes = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+    return '"' + "".join(escapes.get(c, c if c >= " " and c != "\x7f" else f"\\u{ord(c):04x}")
+                         for c in text) + '"'
+
+
+def _toml_key(key: str) -> str:
+    return key if key and set(key) <= _BARE_KEY else _toml_string(key)
+
+
+def _toml_value(value: Any, where: str) -> str:
+    if isinstance(value, bool):  # before int: bool is an int in Python
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # also TOML's spelling of inf, -inf and nan
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v, where) for v in value if v is not None) + "]"
+    raise ConfigError(f"cannot write {where} = {value!r} as TOML: only strings, numbers, booleans and lists")
+
+
+def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
+    """`data` as TOML: its scalars and lists first, then each nested dict as a [table]; None values are left out
+    (TOML has no null: an absent key means the default)."""
+    lines = [f"{_toml_key(k)} = {_toml_value(v, prefix + k)}" for k, v in data.items()
+             if v is not None and not isinstance(v, dict)]
+    for key, table in data.items():
+        if isinstance(table, dict):
+            name = f"{prefix}{_toml_key(key)}"
+            body = toml_dumps(table, f"{name}.")
+            lines += ["", f"[{name}]", *([body] if body else [])]
+    return "\n".join(lines).lstrip("\n")
+
+
+# -- config files as settings -----------------------------------------------------------------------------------
+@dataclass
+class ConfigFile:
+    """A config file (`--config FILE.toml` or a preset) read into what the command line also gives: methods,
+    seeds, settings by name (as `ebm_bench.sweep.apply_setting` takes them, method options included) and grid axes.
+    Setting names are checked against the chosen methods later, when those are known."""
+
+    where: str  # the file (or preset name), for messages
+    description: str = ""
+    methods: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)  # top level, [budget], [mlp], [optim], [set]
+    options: dict[str, Any] = field(default_factory=dict)  # [method_options]
+    grid: dict[str, list] = field(default_factory=dict)
+
+
+_META_KEYS = ("description", "method", "methods", "seed", "seeds")
+_TABLES = ("budget", "mlp", "optim", "method_options", "set", "grid")
+
+
+def _one_of(data: dict[str, Any], names: tuple[str, ...], where: str) -> list[str]:
+    given = [n for n in names if n in data]
+    if len(given) > 1:
+        raise ConfigError(f"{where} sets both {given[0]} and {given[1]}; keep one")
+    return given
+
+
+def _name_list(value: Any, key: str, where: str) -> list[str]:
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{key} in {where} must be a list of names, e.g. methods = [\"ebgan\", \"began\"]")
+    return [n.strip() for n in names if n.strip()]
+
+
+def _seed_list(value: Any, key: str, where: str) -> list[int]:
+    seeds = [value] if key == "seed" else value
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise ConfigError(f"{key} in {where} must be {'an integer' if key == 'seed' else 'a list of integers'}, "
+                          f"e.g. seeds = [0, 1, 2]; got {value!r}")
+    return seeds
+
+
+def _table(data: dict[str, Any], name: str, where: str, known: set[str] | None = None) -> dict[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{name} in {where} must be a table ([{name}]), got {table!r}")
+    unknown = sorted(set(table) - known) if known is not None else []
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in [{name}] of {where}; known: {', '.join(sorted(known))}")
+    return table
+
+
+def _budget_settings(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """steps / images / seconds at the top level, or [budget] kind and amount, as one setting like steps = N."""
+    given = _one_of(data, (*BUDGET_KINDS, "budget"), where)
+    if given == ["budget"]:
+        table = _table(data, "budget", where, {"kind", "amount"})
+        kind = table.get("kind", Budget.kind)
+        if kind not in BUDGET_KINDS:
+            raise ConfigError(f"[budget] kind in {where} is {kind!r}; use one of {', '.join(BUDGET_KINDS)}")
+        if "amount" not in table:
+            raise ConfigError(f"[budget] in {where} has no amount; add e.g. amount = 2000")
+        return {kind: table["amount"]}
+    return {given[0]: data[given[0]]} if given else {}
+
+
+def _grid(data: dict[str, Any], where: str) -> dict[str, list]:
+    grid = _table(data, "grid", where)
+    for name, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"grid axis {name} in {where} must be a non-empty list, e.g. {name} = [1, 2]")
+    return dict(grid)
+
+
+def config_file(data: dict[str, Any], where: str) -> ConfigFile:
+    """A config file's dict (`read_config_file`, `load_preset`) as a ConfigFile; structural mistakes (a table
+    that is not one, a key unknown to [budget], [mlp] or [optim], two budgets) are errors naming the file."""
+    for key, value in data.items():
+        if isinstance(value, dict) and key not in _TABLES:
+            raise ConfigError(f"unknown table [{key}] in {where}; known tables: {', '.join(_TABLES)}")
+    mlp_names = {f.name for f in dataclasses.fields(MLPConfig)}
+    optim_names = {f.name for f in dataclasses.fields(OptimConfig)} | {"lr"}
+    methods = _one_of(data, ("method", "methods"), where)
+    seeds = _one_of(data, ("seed", "seeds"), where)
+    top = {k: v for k, v in data.items() if k not in (*_META_KEYS, *_TABLES, *BUDGET_KINDS)}
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError(f"description in {where} must be a string")
+    return ConfigFile(
+        where=where, description=description,
+        methods=_name_list(data[methods[0]], methods[0], where) if methods else [],
+        seeds=_seed_list(data[seeds[0]], seeds[0], where) if seeds else [],
+        settings={**top, **_budget_settings(data, where), **_table(data, "mlp", where, mlp_names),
+                  **_table(data, "optim", where, optim_names), **_table(data, "set", where)},
+        options=dict(_table(data, "method_options", where)), grid=_grid(data, where))
+
+
+def read_config(name_or_path: str | Path) -> ConfigFile:
+    """A shipped preset by name, or a TOML file by path, as a ConfigFile."""
+    return config_file(load_preset(name_or_path), str(name_or_path))

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .config import Budget, OptimConfig, RunConfig, config_hash, load_preset_optim
+from .config import Budget, RunConfig, config_hash
 from .datasets import DatasetSpec, TrainingData, default_data_root, get_dataset
 from .device import resolve_device
 from .errors import ConfigError
@@ -110,8 +110,7 @@ def prepare(config: RunConfig) -> PreparedRun:
         expected_steps=config.budget.expected_steps(config.batch_size)))
     config = dataclasses.replace(config, image_size=image_size,
                                  arch=info.default_arch if config.arch == "auto" else config.arch,
-                                 optim=config.optim or (load_preset_optim(info.preset) if info.preset
-                                                        else OptimConfig()),
+                                 optim=config.optim or info.optim(),
                                  inception_n=(N_INCEPTION_GPU if device.type == "cuda" else 0)
                                  if config.inception_n is None else config.inception_n)
     resolved = config.to_dict() | {"device": str(device), "data_root": str(data_root),

@@ -1,26 +1,29 @@
-"""What the subcommands share: the run settings' arguments, their parsing into a RunConfig, and output helpers."""
+"""What the subcommands share: the run settings' arguments, their merging with a --config file into runs, and output
+helpers."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
-from ebm_bench.config import Budget, MLPConfig, OptimConfig, RunConfig, parse_value
+from ebm_bench.config import MLPConfig, RunConfig, parse_value, preset_names, read_config
 from ebm_bench.errors import ConfigError
-from ebm_bench.registry import load_plugin
 from ebm_bench.files import atomic_write_bytes
+from ebm_bench.registry import load_plugin
+from ebm_bench.sweep import Plan, parse_grid, plan_runs
 
 
 def int_list(text: str) -> list[int]:
+    """Seeds; an empty list (`--seeds ,`) is refused by `plan_of` in one line, not here: argparse would print its
+    whole usage first."""
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2; got {text!r}") from None
 
 
 def option(text: str) -> tuple[str, object]:
@@ -30,34 +33,45 @@ def option(text: str) -> tuple[str, object]:
     return name.strip(), parse_value(raw)
 
 
-def add_config_arguments(p) -> None:
-    """The settings every run of one invocation shares (run and sweep)."""
-    p.add_argument("--dataset", default="mnist", help="dataset name (default: mnist)")
+# Flags whose value is the setting of the same name (ebm_bench.sweep.apply_setting). Their argparse default is None,
+# so that a flag not given leaves a --config file's value alone; the defaults come from RunConfig after merging.
+FLAG_SETTINGS = ("dataset", "data_root", "out", "device", "batch_size", "image_size", "arch", "z_dim", "n_layer_g",
+                 "size_g", "n_layer_d", "size_d", "dropout_d", "optimizer_g", "optimizer_d", "lr", "lr_g", "lr_d",
+                 "beta1", "beta2", "log_every", "checkpoint_every", "holdout", "eval_n", "inception_n",
+                 "inception_weights", "steps", "images", "seconds")
+
+
+def add_config_arguments(p, config_flags: tuple[str, ...] = ("--config",)) -> None:
+    """The settings every run of one invocation shares (run, sweep, config show)."""
+    p.add_argument(*config_flags, dest="config", metavar="FILE.toml",
+                   help=f"a config file or a shipped preset ({', '.join(preset_names())}); flags given here "
+                        "override it")
+    p.add_argument("--dataset", help="dataset name (default: mnist)")
     p.add_argument("--data-root", help="where datasets live (default: $EBM_BENCH_DATA, then ~/.cache/ebm-bench/data)")
-    p.add_argument("--no-download", action="store_true", help="never try to download missing data")
+    p.add_argument("--no-download", action="store_true", default=None, help="never try to download missing data")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="budget in training steps (default: 2000)")
     budget.add_argument("--images", type=int, help="budget in real images seen")
     budget.add_argument("--seconds", type=float, help="budget in wall-clock seconds of training")
-    p.add_argument("--seeds", type=int_list, default=[0], help="comma-separated seeds (default: 0)")
-    p.add_argument("--out", default="runs", help="output directory for run folders (default: runs)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--seeds", type=int_list, help="comma-separated seeds (default: 0)")
+    p.add_argument("--out", help="output directory for run folders (default: runs)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
                    help="a Python file registering extra methods (repeatable)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, help="(default: 64)")
     p.add_argument("--image-size", type=int, help="image side (MNIST: 32 zero-padded, or 28)")
     p.add_argument("--margin", type=float, help="margin for methods that take one (default: dataset's, MNIST 10)")
     p.add_argument("-o", "--option", type=option, action="append", default=[], metavar="NAME=VALUE",
                    help="a method option, e.g. -o gamma=0.7 -o pt_weight=0.1 (goes to methods that have it)")
     arch = p.add_argument_group("architecture (MNIST: the paper's MLPs, default its best EBGAN)")
-    arch.add_argument("--arch", default="auto", help="network family (default: the dataset's; MNIST: mlp)")
+    arch.add_argument("--arch", help="network family (default: the dataset's; MNIST: mlp)")
     defaults = MLPConfig()
-    arch.add_argument("--n-layer-g", type=int, default=defaults.n_layer_g)
-    arch.add_argument("--size-g", type=int, default=defaults.size_g)
-    arch.add_argument("--n-layer-d", type=int, default=defaults.n_layer_d)
-    arch.add_argument("--size-d", type=int, default=defaults.size_d)
-    arch.add_argument("--dropout-d", action="store_true", help="dropout (p=0.5) in D")
-    arch.add_argument("--z-dim", type=int, default=RunConfig().z_dim)
+    arch.add_argument("--n-layer-g", type=int, help=f"(default: {defaults.n_layer_g})")
+    arch.add_argument("--size-g", type=int, help=f"(default: {defaults.size_g})")
+    arch.add_argument("--n-layer-d", type=int, help=f"(default: {defaults.n_layer_d})")
+    arch.add_argument("--size-d", type=int, help=f"(default: {defaults.size_d})")
+    arch.add_argument("--dropout-d", action="store_true", default=None, help="dropout (p=0.5) in D")
+    arch.add_argument("--z-dim", type=int, help=f"(default: {RunConfig().z_dim})")
     optim = p.add_argument_group("optimiser (the same for every method; unset flags keep the dataset's defaults, "
                                  "MNIST: Adam lr 1e-3 betas 0.9/0.999)")
     optim.add_argument("--optimizer-g", choices=("adam", "sgd"))
@@ -68,48 +82,37 @@ def add_config_arguments(p) -> None:
     optim.add_argument("--beta1", type=float)
     optim.add_argument("--beta2", type=float)
     logs = p.add_argument_group("logging and checkpoints")
-    logs.add_argument("--log-every", type=int, default=100, help="steps between trajectory rows")
-    logs.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
-    logs.add_argument("--holdout", type=int, default=5000, help="training images held out for energy evaluation")
+    logs.add_argument("--log-every", type=int, help="steps between trajectory rows (default: 100)")
+    logs.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: 1000)")
+    logs.add_argument("--holdout", type=int, help="training images held out for energy evaluation (default: 5000)")
     scores = p.add_argument_group("end-of-run scores")
-    scores.add_argument("--eval-n", type=int, default=RunConfig().eval_n,
-                        help="samples scored with the MNIST-classifier metrics (default 10000; 0: off)")
+    scores.add_argument("--eval-n", type=int, help="samples scored with the MNIST-classifier metrics "
+                                                   f"(default {RunConfig().eval_n}; 0: off)")
     scores.add_argument("--inception-n", type=int,
                         help="samples scored with Inception IS/FID/KID (default: 10000 on GPU, off on CPU)")
     scores.add_argument("--inception-weights", default=None,
                         help="Inception weights file (default: $EBM_BENCH_INCEPTION_WEIGHTS, else downloaded)")
 
 
-def budget_of(args) -> Budget:
-    if args.images is not None:
-        return Budget("images", args.images)
-    if args.seconds is not None:
-        return Budget("seconds", args.seconds)
-    return Budget("steps", args.steps if args.steps is not None else Budget().amount)
+def add_grid_arguments(p) -> None:
+    """Sweep axes and fixed settings (sweep, config show)."""
+    p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                   help="a grid axis over any config field or method option, e.g. margin=1,2,4 (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="fix a field for every run, after the config file and flags (e.g. --set size_g=800)")
 
 
-def optim_of(args) -> OptimConfig | None:
-    """None when no optimiser flag is given (the dataset's defaults apply), else those defaults overridden."""
-    given = {"optimizer_g": args.optimizer_g, "optimizer_d": args.optimizer_d, "lr_g": args.lr_g or args.lr,
-             "lr_d": args.lr_d or args.lr, "beta1": args.beta1, "beta2": args.beta2}
-    given = {k: v for k, v in given.items() if v is not None}
-    if not given:
-        return None
-    return dataclasses.replace(OptimConfig(), **given)
+def flag_settings(args) -> dict[str, object]:
+    """The settings the command line gives, by name; a flag not given is absent (the config file's value or the
+    default stands)."""
+    given = {name: getattr(args, name) for name in FLAG_SETTINGS if getattr(args, name, None) is not None}
+    if args.no_download:
+        given["download"] = False
+    return given
 
 
 def method_list(text: str | None) -> list[str]:
     return [m.strip() for m in (text or "").split(",") if m.strip()]
-
-
-def base_config(args) -> RunConfig:
-    return RunConfig(
-        dataset=args.dataset, budget=budget_of(args), batch_size=args.batch_size, image_size=args.image_size,
-        arch=args.arch, z_dim=args.z_dim,
-        mlp=MLPConfig(args.n_layer_g, args.size_g, args.n_layer_d, args.size_d, args.dropout_d), optim=optim_of(args),
-        holdout=args.holdout, device=args.device, data_root=args.data_root, download=not args.no_download,
-        out=args.out, log_every=args.log_every, checkpoint_every=args.checkpoint_every, eval_n=args.eval_n,
-        inception_n=args.inception_n, inception_weights=args.inception_weights)
 
 
 def method_options(args) -> dict:
@@ -117,6 +120,21 @@ def method_options(args) -> dict:
     if args.margin is not None:
         options["margin"] = args.margin
     return options
+
+
+def plan_of(args, sweep: bool = True) -> Plan:
+    """The runs the command line asks for: its --config file, overridden by its flags, then --set and --grid."""
+    if args.seeds == []:  # `--seeds ,` would otherwise run nothing and exit 0
+        raise ConfigError("--seeds names no seed; expected comma-separated integers like 0,1,2")
+    load_plugins(args.plugin)  # before anything looks a method, dataset or architecture up
+    file = read_config(args.config) if args.config else None
+    if file and file.grid and not sweep:  # checked before expanding: a paper grid holds thousands of runs
+        raise ConfigError(f"{args.config} has a [grid] ({', '.join(file.grid)}): it is a sweep; run it with "
+                          f"`ebm-bench sweep --config {args.config}`")
+    fixed = {name: values[0] for name, values in parse_grid(getattr(args, "set", [])).items()}
+    return plan_runs(file, method_list(args.methods), args.seeds or (), settings=flag_settings(args),
+                     options=method_options(args), fixed=fixed, grid=parse_grid(getattr(args, "grid", [])),
+                     sample=getattr(args, "sample", None))
 
 
 def emit(text: str, output: str | None) -> None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from ebm_bench.api import run
+from ebm_bench.api import run_configs
 
-from .common import add_config_arguments, base_config, load_plugins, method_list, method_options
+from .common import add_config_arguments, plan_of
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("run", help="train methods under one matched budget",
                               description="Train each method x seed with identical data order, networks, "
                                           "optimiser and budget; write one run directory per run.")
-    p.add_argument("--methods", required=True, help="comma-separated method names (see `ebm-bench list`)")
+    p.add_argument("--methods", help="comma-separated method names (see `ebm-bench list`); required unless the "
+                                     "--config file names them")
     add_config_arguments(p)
     p.add_argument("--restart", action="store_true", help="discard existing run folders and train from scratch")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
@@ -22,11 +24,8 @@ def add_parser(subparsers) -> None:
 
 
 def command(args) -> int:
-    load_plugins(args.plugin)
-    results = run(method_list(args.methods), args.seeds, base=base_config(args), method_options=method_options(args),
-                  restart=args.restart, show_progress=not args.quiet)
+    plan = plan_of(args, sweep=False)
+    results = run_configs(plan.configs, restart=args.restart, show_progress=not args.quiet)
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2, default=str))
     return 0 if all(r.status == "finished" for r in results) else 1
-
-

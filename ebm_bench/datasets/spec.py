@@ -10,6 +10,8 @@ from typing import Callable, Protocol
 
 import torch
 
+from ebm_bench.config import OptimConfig, load_preset_optim
+
 
 def default_data_root() -> Path:
     """`EBM_BENCH_DATA` if set, else the user cache directory."""
@@ -76,3 +78,7 @@ class DatasetSpec:
     reference: str = "holdout"  # what FID-type metrics compare against: "holdout" or a named set ("mnist-test")
     classifier: bool = False  # whether the pinned MNIST classifier's metrics apply (1 x 28/32 digits)
     preset: str | None = None  # the preset whose optimiser a run uses when none is given (None: Adam 1e-3)
+
+    def optim(self) -> OptimConfig:
+        """The optimiser a run on this dataset starts from: its preset's, else the paper's MNIST Adam 1e-3."""
+        return load_preset_optim(self.preset) if self.preset else OptimConfig()

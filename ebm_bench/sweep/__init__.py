@@ -3,33 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
 
-from ebm_bench.config import RunConfig, preset_names
-from ebm_bench.plots import plot_all
+from ebm_bench.config import preset_names
 from ebm_bench.files import write_json
+from ebm_bench.plots import plot_all
 
 from .executors import Outcome, execute_local, execute_ray, run_safely
-from .grid import Preset, apply_setting, matched_configs, apply_settings, build_sweep, expand, get_preset, parse_grid, setting_of
+from .grid import (Plan, Preset, apply_setting, apply_settings, build_sweep, check_names, checked, expand, get_preset,
+                   matched_configs, parse_grid, plan_runs, resolve_defaults, setting_of)
 
-__all__ = ["Outcome", "Preset", "apply_setting", "apply_settings", "build_sweep", "execute_local", "execute_ray",
-           "expand", "get_preset", "matched_configs", "parse_grid", "preset_names", "run_safely", "setting_of", "sweep_main"]
+__all__ = ["Outcome", "Plan", "Preset", "apply_setting", "apply_settings", "build_sweep", "check_names", "checked",
+           "execute_local", "execute_ray", "expand", "get_preset", "matched_configs", "parse_grid", "plan_runs",
+           "preset_names", "resolve_defaults", "run_safely", "setting_of", "sweep_main"]
 
 
-def sweep_main(args, base: RunConfig, method_options: dict[str, Any], methods: Sequence[str]) -> int:
+def sweep_main(args, plan: Plan, name: str, source: str | None = None) -> int:
+    """Print (`--dry-run`) or execute a planned sweep; `source` is its config file or preset, for the summary."""
     from rich.console import Console
 
     console = Console(stderr=True)
-    configs, grid, methods = build_sweep(args.preset, methods, args.grid, args.set, args.seeds, base,
-                                         method_options, args.sample)
-    name = args.name or args.preset or "sweep"
-    if args.dry_run:
+    configs, grid, methods, seeds = plan.configs, plan.grid, plan.methods, plan.seeds
+    if args.dry_run:  # every config is already typed and checked (plan_runs), so this validates the whole sweep
         for i, config in enumerate(configs, 1):
             point = {k: setting_of(config, k) for k in grid}
             print(f"{i:>5}  {config.method:<10} seed {config.seed}  "
                   + "  ".join(f"{k}={v}" for k, v in point.items()))
-        print(f"{len(configs)} runs ({len(configs) // max(1, len(methods) * len(args.seeds))} grid points x "
-              f"{len(methods)} method(s) x {len(args.seeds)} seed(s))")
+        print(f"{len(configs)} runs ({plan.points} grid points x {len(methods)} method(s) x {len(seeds)} seed(s))")
         return 0
 
     count = [0]
@@ -45,15 +44,16 @@ def sweep_main(args, base: RunConfig, method_options: dict[str, Any], methods: S
         outcomes = execute_ray(configs, args.address, args.cpus_per_run, args.gpus_per_run, on_done=report)
     else:
         outcomes = execute_local(configs, args.workers, on_done=report)
-    summary = {"name": name, "preset": args.preset, "methods": methods, "seeds": list(args.seeds), "grid": grid,
+    summary = {"name": name, "preset": source, "methods": methods, "seeds": list(seeds), "grid": grid,
                "counts": {s: sum(o.status == s for o in outcomes) for s in ("finished", "diverged", "failed")},
                "runs": [{"run_id": o.run_id, "run_dir": o.run_dir, "method": o.config.method, "seed": o.config.seed,
                          "status": o.status, "error": o.error, **{k: setting_of(o.config, k) for k in grid}}
                         for o in outcomes]}
-    write_json(Path(base.out) / f"sweep-{name}.json", summary)
-    console.print(f"sweep {name}: {summary['counts']}; summary in {base.out}/sweep-{name}.json", highlight=False)
+    out = configs[0].out if configs else "runs"
+    write_json(Path(out) / f"sweep-{name}.json", summary)
+    console.print(f"sweep {name}: {summary['counts']}; summary in {out}/sweep-{name}.json", highlight=False)
     run_dirs = [o.run_dir for o in outcomes if o.run_dir]
     if run_dirs and not args.no_plots:
-        for path in plot_all(run_dirs, Path(base.out) / f"plots-{name}"):
+        for path in plot_all(run_dirs, Path(out) / f"plots-{name}"):
             console.print(f"plot: {path}", highlight=False)
     return 1 if summary["counts"]["failed"] else 0

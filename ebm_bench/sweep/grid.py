@@ -1,16 +1,23 @@
-"""A sweep's runs: a grid over config fields and method options, from the command line or a preset file."""
+"""The runs of a command: settings by name from a config file (a preset is one) and the command line, in layers,
+expanded over grid axes x methods x seeds, each config typed and checked before anything trains."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from ebm_bench.methods import option_names as method_option_names
-from ebm_bench.config import MLPConfig, OptimConfig, RunConfig, load_preset, parse_value
+from ebm_bench.config import (BUDGET_KINDS, Budget, ConfigFile, MLPConfig, OptimConfig, RunConfig, coerce_fields,
+                              config_file, load_preset, parse_value)
+from ebm_bench.datasets import get_dataset
 from ebm_bench.errors import ConfigError
+from ebm_bench.methods import get_method, make_method
+from ebm_bench.methods import option_names as method_option_names
+from ebm_bench.nets import NETS
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -24,7 +31,9 @@ class Preset:
 
 _MLP_FIELDS = {f.name for f in dataclasses.fields(MLPConfig)}
 _OPTIM_FIELDS = {f.name for f in dataclasses.fields(OptimConfig)}
-_RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)} - {"method", "seed", "mlp", "optim", "method_options"}
+_RUN_FIELDS = ({f.name for f in dataclasses.fields(RunConfig)}
+               - {"method", "seed", "budget", "mlp", "optim", "method_options"})
+_LIST_FIELDS = {f.name for f in dataclasses.fields(RunConfig) if str(f.type).startswith("list")}
 
 
 def matched_configs(methods: Sequence[str], seeds: Iterable[int] = (0,), base: RunConfig | None = None,
@@ -39,11 +48,7 @@ def matched_configs(methods: Sequence[str], seeds: Iterable[int] = (0,), base: R
     base = base or RunConfig()
     options = method_options or {}
     per_method = {name: method_option_names(name) for name in methods}  # also rejects unknown methods early
-    unused = [key for key in options if not any(key in names for names in per_method.values())]
-    if unused:
-        known = sorted(set().union(*per_method.values()))
-        raise ConfigError(f"option(s) {', '.join(unused)} apply to none of {', '.join(methods)}; "
-                          f"their options: {', '.join(known) or 'none'}")
+    check_options(options, methods)
     configs = []
     for seed in seeds:
         for name in methods:
@@ -51,6 +56,16 @@ def matched_configs(methods: Sequence[str], seeds: Iterable[int] = (0,), base: R
             configs.append(dataclasses.replace(base, method=name, seed=seed,
                                                method_options={**base.method_options, **chosen}))
     return configs
+
+
+def check_options(options: Iterable[str], methods: Sequence[str]) -> None:
+    """An option that none of `methods` has is an error, so a typo never passes silently."""
+    per_method = [method_option_names(name) for name in methods]
+    unused = [key for key in options if not any(key in names for names in per_method)]
+    if unused:
+        known = sorted(set().union(*per_method))
+        raise ConfigError(f"option(s) {', '.join(unused)} apply to none of {', '.join(methods)}; "
+                          f"their options: {', '.join(known) or 'none'}")
 
 
 def parse_grid(items: Iterable[str]) -> dict[str, list]:
@@ -68,17 +83,24 @@ def apply_setting(config: RunConfig, name: str, value: Any, methods: Sequence[st
     """Set one field by name: a RunConfig field, an MLP or optimiser field, `lr` (both), or a method option."""
     if name == "lr":
         return apply_setting(apply_setting(config, "lr_g", value, methods), "lr_d", value, methods)
+    if name in BUDGET_KINDS:  # a budget is one setting (steps = 500), so a grid can run over it too
+        return dataclasses.replace(config, budget=Budget(name, value))
     if name in _MLP_FIELDS:
         return dataclasses.replace(config, mlp=dataclasses.replace(config.mlp, **{name: value}))
     if name in _OPTIM_FIELDS:
-        return dataclasses.replace(config, optim=dataclasses.replace(config.optim or OptimConfig(), **{name: value}))
+        base = config.optim or get_dataset(config.dataset).optim()  # --lr on CelebA keeps its beta1 0.5
+        return dataclasses.replace(config, optim=dataclasses.replace(base, **{name: value}))
     if name in _RUN_FIELDS:
         return dataclasses.replace(config, **{name: value})
     if any(name in method_option_names(m) for m in methods):
         return dataclasses.replace(config, method_options={**config.method_options, name: value})
-    raise ConfigError(f"unknown sweep field {name!r}: not a run setting ({', '.join(sorted(_RUN_FIELDS))}), "
-                      f"an architecture or optimiser field ({', '.join(sorted(_MLP_FIELDS | _OPTIM_FIELDS))}, lr), "
-                      f"nor an option of {', '.join(methods)}")
+    raise ConfigError(f"unknown sweep field {name!r}: {_not_a_setting(methods)}")
+
+
+def _not_a_setting(methods: Sequence[str]) -> str:
+    return (f"not a run setting ({', '.join(sorted(_RUN_FIELDS))}), a budget ({', '.join(BUDGET_KINDS)}), "
+            f"an architecture or optimiser field ({', '.join(sorted(_MLP_FIELDS | _OPTIM_FIELDS))}, lr), "
+            f"nor an option of {', '.join(methods)}")
 
 
 def expand(methods: Sequence[str], seeds: Sequence[int], grid: dict[str, list], base: RunConfig | None = None,
@@ -107,9 +129,8 @@ def expand(methods: Sequence[str], seeds: Sequence[int], grid: dict[str, list], 
 
 def get_preset(name: str) -> Preset:
     """A shipped preset by name, or a TOML file by path (`description`, `methods`, `[set]`, `[grid]`)."""
-    data = load_preset(name)
-    return Preset(data.get("description", ""), tuple(data.get("methods", ())), dict(data.get("grid", {})),
-                  dict(data.get("set", {})))
+    file = config_file(load_preset(name), name)
+    return Preset(file.description, tuple(file.methods), file.grid, {**file.settings, **file.options})
 
 
 def apply_settings(config: RunConfig, settings: dict[str, Any], methods: Sequence[str]) -> RunConfig:
@@ -118,32 +139,124 @@ def apply_settings(config: RunConfig, settings: dict[str, Any], methods: Sequenc
     return config
 
 
+@dataclass
+class Plan:
+    """The runs of one command, each config typed and checked: one per grid point x seed x method."""
+
+    configs: list[RunConfig]
+    methods: list[str]
+    seeds: list[int]
+    grid: dict[str, list]
+
+    @property
+    def points(self) -> int:
+        return len(self.configs) // max(1, len(self.methods) * len(self.seeds))
+
+
+def check_names(file: ConfigFile, methods: Sequence[str]) -> None:
+    """Every key of a config file must be a setting or an option of a chosen method: a typo is an error naming
+    the key and the file, never a silently ignored line."""
+    options = set().union(*(method_option_names(m) for m in methods))
+    known = _RUN_FIELDS | _MLP_FIELDS | _OPTIM_FIELDS | {"lr", *BUDGET_KINDS} | options
+    for name in [*file.settings, *file.grid]:
+        if name not in known:
+            raise ConfigError(f"unknown key {name!r} in {file.where} (fix or remove it): {_not_a_setting(methods)}")
+    for name in file.options:
+        if name not in options:
+            raise ConfigError(f"unknown key {name!r} in [method_options] of {file.where} (fix or remove it): "
+                              f"the options of {', '.join(methods)} are {', '.join(sorted(options)) or 'none'}")
+
+
+def plan_runs(file: ConfigFile | None, methods: Sequence[str] = (), seeds: Sequence[int] = (), *,
+              settings: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
+              fixed: dict[str, Any] | None = None, grid: dict[str, list] | None = None, sample: int | None = None,
+              base: RunConfig | None = None) -> Plan:
+    """The runs of a command. Settings apply in layers, each overriding the one before: the config file, the
+    command line's flags (`settings`) and method `options`, `--set` (`fixed`), then the grid axes. Methods, seeds
+    and grid axes given on the command line replace the file's."""
+    methods = list(methods) or (file.methods if file else [])
+    if not methods:
+        raise ConfigError("no methods: give --methods a,b or methods = [...] in a --config file "
+                          "(see `ebm-bench list`)")
+    seeds = list(seeds) or (file.seeds if file else []) or [0]
+    config = base or RunConfig()
+    if file:
+        check_names(file, methods)
+        config = apply_settings(config, typed_settings({**file.settings, **file.options}, methods), methods)
+    check_options(options or {}, methods)
+    for layer in (settings or {}, options or {}, fixed or {}):  # in turn: a later `lr` overrides an earlier lr_g
+        config = apply_settings(config, typed_settings(layer, methods), methods)
+    axes = {name: [typed_setting(name, v, methods) for v in values]
+            for name, values in {**(file.grid if file else {}), **(grid or {})}.items()}
+    return Plan([checked(c) for c in expand(methods, seeds, axes, config, sample)], methods, seeds, axes)
+
+
 def build_sweep(preset: str | None, methods: Sequence[str], grid_items: Sequence[str], set_items: Sequence[str],
                 seeds: Sequence[int], base: RunConfig, method_options: dict[str, Any],
                 sample: int | None) -> tuple[list[RunConfig], dict[str, list], list[str]]:
-    """The configs of a sweep: preset settings, then --set, then the CLI's method options, then the grid."""
-    methods = list(methods)
-    grid: dict[str, list] = {}
-    if preset:
-        chosen = get_preset(preset)
-        methods = methods or list(chosen.methods)
-        base = apply_settings(base, chosen.fixed, methods)
-        grid = dict(chosen.grid)
-    if not methods:
-        raise ConfigError("no methods: give --methods a,b or a --preset (see `ebm-bench list`)")
-    grid |= parse_grid(grid_items)
-    settings = {name: values[0] for name, values in parse_grid(set_items).items()}
-    base = apply_settings(base, settings | method_options, methods)
-    return expand(methods, seeds, grid, base, sample), grid, methods
+    """The configs of a sweep over `base`: the preset's settings, the method options, --set, then the grid."""
+    fixed = {name: values[0] for name, values in parse_grid(set_items).items()}
+    plan = plan_runs(config_file(load_preset(preset), preset) if preset else None, methods, seeds,
+                     options=method_options, fixed=fixed, grid=parse_grid(grid_items), sample=sample, base=base)
+    return plan.configs, plan.grid, plan.methods
+
+
+def typed_setting(name: str, value: Any, methods: Sequence[str]) -> Any:
+    """`value` in the type its setting declares (`--grid margin=a` fails here: "margin must be a number"). Values
+    are typed as they come in, once per setting or grid value rather than once per run: a paper grid has 6,144."""
+    if name in BUDGET_KINDS:
+        return coerce_fields(Budget, {"amount": value}, "budget")["amount"]
+    if name in _LIST_FIELDS and isinstance(value, str):  # `--set metrics=fid`: a list of one
+        return [value]
+    field_name = "lr_g" if name == "lr" else name  # `lr` sets both rates, typed as they are
+    for names, cls in ((_MLP_FIELDS, MLPConfig), (_OPTIM_FIELDS, OptimConfig), (_RUN_FIELDS, RunConfig)):
+        if field_name in names:
+            return coerce_fields(cls, {field_name: value}, "run")[field_name]
+    for method in methods:  # a method option: typed by the first method that has it (each run's own checks it too)
+        if name in method_option_names(method):
+            return coerce_fields(get_method(method), {name: value}, method)[name]
+    raise ConfigError(f"unknown sweep field {name!r}: {_not_a_setting(methods)}")
+
+
+def typed_settings(settings: dict[str, Any], methods: Sequence[str]) -> dict[str, Any]:
+    return {name: typed_setting(name, value, methods) for name, value in settings.items()}
+
+
+def checked(config: RunConfig) -> RunConfig:
+    """`config` validated the way training will take it, so a dry run already rejects what would fail later:
+    method options are typed by the run's own method and checked by it (a negative margin, ...)."""
+    config.validate()
+    if config.budget.kind != "seconds":  # a count, however it was written (validate: a whole number)
+        config = dataclasses.replace(config, budget=Budget(config.budget.kind, int(config.budget.amount)))
+    method = make_method(config.method, config.method_options)
+    spec = get_dataset(config.dataset)
+    if config.image_size is not None and config.image_size not in spec.image_sizes:
+        raise ConfigError(f"{config.dataset} supports image sizes {spec.image_sizes}, not {config.image_size}")
+    if config.arch != "auto":
+        NETS.get(config.arch)
+    return dataclasses.replace(config, method_options={k: getattr(method, k) for k in config.method_options})
+
+
+def resolve_defaults(config: RunConfig) -> RunConfig:
+    """What `train.prepare` resolves that needs no data: the dataset's image size, network family and optimiser,
+    and the method's option defaults. Left as given: what depends on the machine (device, data root, Inception N)
+    or on the data (an option whose default the method sets up from it, like EBGAN's margin)."""
+    spec = get_dataset(config.dataset)
+    optim = config.optim or spec.optim()
+    return dataclasses.replace(config, image_size=config.image_size or spec.image_sizes[0],
+                               arch=spec.default_arch if config.arch == "auto" else config.arch, optim=optim,
+                               method_options=make_method(config.method, config.method_options).options())
 
 
 def setting_of(config: RunConfig, name: str) -> Any:
     if name == "lr":
         name = "lr_g"
+    if name in BUDGET_KINDS:
+        return config.budget.amount if config.budget.kind == name else None
     if name in _MLP_FIELDS:
         return getattr(config.mlp, name)
     if name in _OPTIM_FIELDS:
-        return getattr(config.optim or OptimConfig(), name)
+        return getattr(config.optim or get_dataset(config.dataset).optim(), name)
     if name in _RUN_FIELDS:
         return getattr(config, name)
     return config.method_options.get(name)

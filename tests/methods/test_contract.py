@@ -38,7 +38,11 @@ def tiny_run(name: str, run_dir: Path) -> PreparedRun:
                        discriminator=discriminator)
 
 
-@pytest.mark.parametrize("name", sorted(METHODS.all()))
+# Every registered method but those the tests register to break the contract on purpose (test_train.py's)
+CONTRACT = sorted(name for name, cls in METHODS.items() if not cls.__module__.rpartition(".")[2].startswith("test_"))
+
+
+@pytest.mark.parametrize("name", CONTRACT)
 def test_one_d_and_one_g_step_give_finite_losses_and_state_round_trips(name, tmp_path):
     run = tiny_run(name, tmp_path / "run")
     trainer = Trainer(run)

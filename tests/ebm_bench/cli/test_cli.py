@@ -57,3 +57,10 @@ def test_malformed_arguments_are_rejected_by_the_parser(argv):
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
+
+
+@pytest.mark.parametrize("seeds", [",", "", " , "])
+def test_seeds_naming_no_seed_is_a_one_line_error(capsys, seeds):
+    assert main(["run", "--methods", "ebgan", "--seeds", seeds]) == 2  # was: exit 0, nothing run
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --seeds names no seed; expected comma-separated integers like 0,1,2"

@@ -154,3 +154,38 @@ def test_sweep_command_writes_a_summary_and_plots(mnist_root, tmp_path, capsys):
     assert summary["counts"] == {"finished": 2, "diverged": 0, "failed": 0}
     assert sorted(run["margin"] for run in summary["runs"]) == [2, 8]
     assert (tmp_path / "plots-m" / "margin_sensitivity.png").exists()
+
+
+def test_settings_apply_in_layers_file_then_flags_then_set_then_grid():
+    from ebm_bench.config import config_file
+    from ebm_bench.sweep import plan_runs
+
+    file = config_file({"methods": ["ebgan"], "seeds": [3], "lr": 0.5, "optim": {"lr_g": 0.25}, "steps": 100,
+                        "set": {"size_g": 64}, "method_options": {"margin": 2}}, "f.toml")
+    plan = plan_runs(file, settings={"lr": 0.1, "images": 640}, fixed={"size_g": 128}, grid={"margin": ["4", 8]})
+    assert [(c.method, c.seed) for c in plan.configs] == [("ebgan", 3), ("ebgan", 3)]
+    first = plan.configs[0]
+    assert (first.optim.lr_g, first.optim.lr_d) == (0.1, 0.1)  # a flag's lr overrides the file's lr_g too
+    assert (first.budget.kind, first.budget.amount, first.mlp.size_g) == ("images", 640, 128)
+    assert [c.method_options for c in plan.configs] == [{"margin": 4.0}, {"margin": 8.0}]  # typed by the method
+    with pytest.raises(ConfigError, match="unknown key 'margin' in \\[method_options\\] of f.toml"):
+        plan_runs(file, ["gan"])  # the command line's methods replace the file's; gan has no margin
+
+
+def test_grid_values_are_typed_and_checked_before_any_run():
+    with pytest.raises(ConfigError, match="margin must be a number, got 'a'"):
+        sweep(methods=["ebgan"], grid=["margin=a"])
+    with pytest.raises(ConfigError, match="must be a whole number"):
+        sweep(methods=["ebgan"], grid=["steps=10,2.5"])
+    with pytest.raises(ConfigError, match="image sizes"):
+        sweep(methods=["ebgan"], grid=["image_size=28,30"])
+    configs = sweep(methods=["ebgan"], grid=["steps=10,20", "dropout_d=true,false"])
+    assert [(c.budget.amount, c.mlp.dropout_d) for c in configs] == [(10, True), (10, False), (20, True), (20, False)]
+
+
+def test_an_optimiser_flag_starts_from_the_datasets_optimiser():
+    from ebm_bench.sweep.grid import apply_setting
+
+    celeba = apply_setting(RunConfig(dataset="celeba"), "lr", 1e-3, ["ebgan"]).optim
+    assert (celeba.lr_g, celeba.lr_d, celeba.beta1) == (1e-3, 1e-3, 0.5)  # DCGAN's beta1 kept
+    assert apply_setting(RunConfig(), "beta1", 0.5, ["ebgan"]).optim.lr_g == 1e-3
