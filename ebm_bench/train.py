@@ -25,9 +25,25 @@ from .config import Budget, RunConfig, config_hash
 from .datasets import DatasetSpec, TrainingData, default_data_root, get_dataset
 from .device import resolve_device
 from .errors import ConfigError
-from .methods import Energies, Method, SetupContext, check_energy, check_loss, make_method
+from .files import (
+    CHECKPOINT,
+    RESULT,
+    SCHEMA_VERSION,
+    TRAJECTORY,
+    corrupt_file_error,
+    save_torch,
+    write_json,
+)
+from .methods import (
+    Energies,
+    Method,
+    SetupContext,
+    check_energy,
+    check_loss,
+    make_method,
+)
+from .metrics import parse_metric_names
 from .nets import build_networks, count_parameters
-from .files import CHECKPOINT, RESULT, SCHEMA_VERSION, TRAJECTORY, corrupt_file_error, save_torch, write_json
 from .trajectory import STANDARD_COLUMNS, IntervalStats, TrajectoryWriter
 
 EVAL_BATCH = 500
@@ -96,6 +112,8 @@ class PreparedRun:
 def prepare(config: RunConfig) -> PreparedRun:
     """Validate, load data, build method and networks, and resolve the config (its hash names the run)."""
     config.validate()
+    if config.metrics is not None:
+        parse_metric_names(config.metrics)  # a typo fails now, not after training
     info = get_dataset(config.dataset)
     method = make_method(config.method, config.method_options)  # fails fast on an unknown method or option
     image_size = config.image_size or info.image_sizes[0]

@@ -14,9 +14,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from ebm_bench.runs import RunLocked, train_one
+from rich.console import Console
+
 from ebm_bench.config import RunConfig
 from ebm_bench.errors import ConfigError
+from ebm_bench.runs import RunLocked, train_one
+from ebm_bench.summary import PlainProgress
 
 
 @dataclass
@@ -32,8 +35,9 @@ class Outcome:
 
 def run_safely(config: RunConfig) -> Outcome:
     """Train one run; an exception becomes a `failed` outcome so the sweep goes on."""
+    progress = PlainProgress(Console(stderr=True))  # a sweep's log file shows each run's progress too
     try:
-        result = train_one(config)
+        result = train_one(config, on_log=progress.on_log, on_start=progress.on_start)
         return Outcome(config, result.status, result.run_id, result.run_dir)
     except RunLocked as err:  # another live process is writing it: its run, not a failure of this sweep
         return Outcome(config, "locked", err.run_id, error=str(err))

@@ -55,6 +55,8 @@ ROWS = {
     "--batch-size 100000": (run("--batch-size", "100000", "--data-root", "{mnist}"), 2,
                             "--batch-size 100000 is larger than"),
     "truncated MNIST archive": (run("--data-root", "{tmp}/truncated", "--no-download"), 2, "is corrupt (md5"),
+    "an unknown metric": (run("--metrics", "i_prime,sharpness", "--data-root", "{mnist}"), 2,
+                          "unknown metric(s) sharpness; known metrics:"),
     "--seeds ,": (run("--seeds", ",", "--data-root", "{mnist}"), 2, "--seeds"),
     "sweep --grid margin=a": (["sweep", "--methods", "ebgan", "--grid", "margin=a", "--dry-run"], 2,
                               "margin must be a number, got 'a'"),

@@ -64,3 +64,11 @@ def test_seeds_naming_no_seed_is_a_one_line_error(capsys, seeds):
     assert main(["run", "--methods", "ebgan", "--seeds", seeds]) == 2  # was: exit 0, nothing run
     err = capsys.readouterr().err.strip()
     assert err == "error: --seeds names no seed; expected comma-separated integers like 0,1,2"
+
+
+def test_metrics_chooses_what_a_run_scores(capsys, mnist_root, tmp_path):
+    code = main(["run", "--methods", "ebgan", "--data-root", str(mnist_root), "--out", str(tmp_path), "--json",
+                 "--quiet", "--metrics", "i_prime,energy_auroc", *SMALL])
+    assert code == 0
+    evaluation = json.loads(capsys.readouterr().out)[0]["evaluation"]
+    assert {k for k in evaluation if not k.startswith("n")} == {"i_prime", "energy_auroc"}

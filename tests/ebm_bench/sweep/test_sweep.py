@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -11,7 +12,14 @@ from ebm_bench.api import train_one
 from ebm_bench.errors import ConfigError
 from ebm_bench.plots import plot_all, plot_histograms
 from ebm_bench.runs import load_records
-from ebm_bench.sweep import build_sweep, execute_local, execute_ray, expand, parse_grid
+from ebm_bench.sweep import (
+    build_sweep,
+    execute_local,
+    execute_ray,
+    expand,
+    parse_grid,
+    run_safely,
+)
 
 
 def base(mnist_root, tmp_path, steps=6):
@@ -189,3 +197,10 @@ def test_an_optimiser_flag_starts_from_the_datasets_optimiser():
     celeba = apply_setting(RunConfig(dataset="celeba"), "lr", 1e-3, ["ebgan"]).optim
     assert (celeba.lr_g, celeba.lr_d, celeba.beta1) == (1e-3, 1e-3, 0.5)  # DCGAN's beta1 kept
     assert apply_setting(RunConfig(), "beta1", 0.5, ["ebgan"]).optim.lr_g == 1e-3
+
+
+def test_a_sweep_run_prints_plain_progress_lines(mnist_root, tmp_path, capsys):
+    outcome = run_safely(dataclasses.replace(base(mnist_root, tmp_path), method="gan", log_every=2))
+    err = capsys.readouterr().err
+    assert outcome.status == "finished"
+    assert re.search(r"gan-mnist-seed0-\w+ +step 2/6 .*steps/s .*ETA", err)  # the first interval; later ones wait 30 s
