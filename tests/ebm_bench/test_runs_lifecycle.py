@@ -2,6 +2,7 @@
 --out, the resume message, plain progress lines for a log file, and the 80-column summary."""
 
 import dataclasses
+import importlib.util
 import io
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from ebm_bench import Budget, MLPConfig, RunConfig, runs, summary
+from ebm_bench import Budget, runs, summary
 from ebm_bench.api import run_configs, train_one
 from ebm_bench.cli import main
 from ebm_bench.errors import ConfigError
@@ -21,14 +22,10 @@ from ebm_bench.summary import PlainProgress, progress_line, summary_table
 from ebm_bench.sweep import run_safely
 from ebm_bench.train import RunResult, RunStart, prepare
 
-SMALL = MLPConfig(n_layer_g=3, size_g=64, n_layer_d=2, size_d=64)
-
-
-def small(mnist_root, tmp_path, method="ebgan", steps=12, **overrides):
-    values = dict(method=method, budget=Budget("steps", steps), batch_size=16, mlp=SMALL, z_dim=16, holdout=200,
-                  data_root=str(mnist_root), out=str(tmp_path / "runs"), log_every=4, checkpoint_every=8,
-                  n_samples=16, download=False, eval_n=100)
-    return RunConfig(**(values | overrides))
+_spec = importlib.util.spec_from_file_location("test_train_shared", Path(__file__).with_name("test_train.py"))
+_train_tests = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_train_tests)
+small = _train_tests.small  # the same tiny MNIST run as the training tests
 
 
 def log_console() -> Console:
