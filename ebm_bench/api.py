@@ -14,35 +14,47 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .config import RunConfig
 from .registry import load_plugin
-from .runs import RunLocked, train_one
+from .pack import pack_size, plan_packs
+from .runs import RunLocked, train_one, train_pack
 from .train import RunResult
 from .summary import PlainProgress, summary_table
 from .sweep import matched_configs
 
 
-def _train_or_skip(config: RunConfig, restart: bool, say, **callbacks) -> RunResult:
-    """Train one run; a run another process is writing is skipped with one line and reported as `locked`."""
-    try:
-        return train_one(config, restart=restart, **callbacks)
-    except RunLocked as err:
-        say(f"{err}; skipped")
-        return RunResult(run_id=err.run_id, run_dir=str(err.run_dir), method=config.method, dataset=config.dataset,
-                         seed=config.seed, status="locked", budget=asdict(config.budget))
+def _train_packs(configs: Sequence[RunConfig], pack: int | str, restart: bool, say, progress) -> list[RunResult]:
+    """Train `configs` in packs (solo when `pack` is 1); a run another process is writing is skipped with one
+    line and reported as `locked`. Results come back in the order of `configs`."""
+    index = {id(config): i for i, config in enumerate(configs)}
+    results: list[RunResult | None] = [None] * len(configs)
+    for members in plan_packs(list(configs), pack_size(pack, configs)):
+        positions = [index[id(c)] for c in members]
+        trained = train_pack(members, restart=restart, progress=lambda k: progress(positions[k]) if progress
+                             else (None, None))
+        for position, config, outcome in zip(positions, members, trained):
+            if isinstance(outcome, RunLocked):
+                say(f"{outcome}; skipped")
+                outcome = RunResult(run_id=outcome.run_id, run_dir=str(outcome.run_dir), method=config.method,
+                                    dataset=config.dataset, seed=config.seed, status="locked",
+                                    budget=asdict(config.budget))
+            results[position] = outcome
+    return results  # type: ignore[return-value]
 
 
-def _train_with_bars(configs: Sequence[RunConfig], restart: bool, console: Console, show: bool) -> list[RunResult]:
-    results = []
+def _train_with_bars(configs: Sequence[RunConfig], pack: int | str, restart: bool, console: Console, show: bool
+                     ) -> list[RunResult]:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[energies]}"), TimeElapsedColumn(), console=console,
                   disable=not show) as progress:
+
         def say(text):  # above the bars; shown under --quiet too (a skipped run is worth a line)
             progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
-        for config in configs:
-            budget = config.budget
-            task = progress.add_task(f"{config.method} seed {config.seed}", total=budget.amount, energies="")
+        tasks = [progress.add_task(f"{c.method} seed {c.seed}", total=c.budget.amount, energies="") for c in configs]
 
-            def on_log(row, task=task, kind=budget.kind):
+        def callbacks(i):
+            task, kind = tasks[i], configs[i].budget.kind
+
+            def on_log(row):
                 used = {"steps": row["step"], "images": row["images"], "seconds": row["wall_s"]}[kind]
                 energies = (f"E(x) {row['energy_real_mean']:.3g}  E(G(z)) {row['energy_fake_mean']:.3g}"
                             if "energy_fake_mean" in row else f"E(x) {row['energy_real_mean']:.3g}")
@@ -51,33 +63,41 @@ def _train_with_bars(configs: Sequence[RunConfig], restart: bool, console: Conso
             def on_start(start):
                 if start.step and show:
                     say(start.resume_message())
+            return on_log, on_start
 
-            result = _train_or_skip(config, restart, say, on_log=on_log, on_start=on_start)
-            progress.update(task, completed=budget.amount, energies=result.status)
-            results.append(result)
+        results = _train_packs(configs, pack, restart, say, callbacks)
+        for task, config, result in zip(tasks, configs, results):
+            progress.update(task, completed=config.budget.amount, energies=result.status)
     return results
 
 
-def _train_with_lines(configs: Sequence[RunConfig], restart: bool, console: Console) -> list[RunResult]:
+def _train_with_lines(configs: Sequence[RunConfig], pack: int | str, restart: bool, console: Console
+                      ) -> list[RunResult]:
     """For a log file (stderr not a terminal): a redrawn bar would stay silent there, so plain lines instead."""
-    plain, results = PlainProgress(console), []
-    for config in configs:
-        result = _train_or_skip(config, restart, plain.print, on_log=plain.on_log, on_start=plain.on_start)
+    say = PlainProgress(console).print
+
+    def callbacks(i):
+        plain = PlainProgress(console)
+        return plain.on_log, plain.on_start
+
+    results = _train_packs(configs, pack, restart, say, callbacks)
+    for result in results:
         if result.status != "locked":
-            plain.print(f"{result.run_id} {result.status}: {result.steps} steps in {result.wall_s:.1f} s")
-        results.append(result)
+            say(f"{result.run_id} {result.status}: {result.steps} steps in {result.wall_s:.1f} s")
     return results
 
 
 def run_configs(configs: Sequence[RunConfig], restart: bool = False, console: Console | None = None,
-                show_progress: bool = True) -> list[RunResult]:
-    """Train each config in turn (a progress bar per run in a terminal, plain lines elsewhere), then print a
-    summary table. A run another process is writing is skipped and returned with status `locked`."""
+                show_progress: bool = True, pack: int | str = 1) -> list[RunResult]:
+    """Train the configs (a progress bar per run in a terminal, plain lines elsewhere), then print a summary
+    table. `pack` > 1 (or "auto") trains runs that differ only in seed, float method options, learning rates and
+    dropout as one stacked model (ebm_bench.pack), with the same records as solo. A run another process is
+    writing is skipped and returned with status `locked`."""
     console = console or Console(stderr=True)
     if show_progress and not (console.is_terminal or console.is_jupyter):  # a notebook redraws bars fine
-        results = _train_with_lines(configs, restart, console)
+        results = _train_with_lines(configs, pack, restart, console)
     else:
-        results = _train_with_bars(configs, restart, console, show_progress)
+        results = _train_with_bars(configs, pack, restart, console, show_progress)
     if show_progress:
         console.print(summary_table(results))
         for out in sorted({config.out for config in configs}):
@@ -87,11 +107,11 @@ def run_configs(configs: Sequence[RunConfig], restart: bool = False, console: Co
 
 def run(methods: Sequence[str], seeds: Iterable[int] = (0,), *, base: RunConfig | None = None,
         method_options: dict[str, Any] | None = None, plugins: Iterable[str] = (), restart: bool = False,
-        show_progress: bool = True) -> list[RunResult]:
+        show_progress: bool = True, pack: int | str = 1) -> list[RunResult]:
     """Train `methods` x `seeds` under one matched configuration (`base`); returns one result per run."""
     for plugin in plugins:
         load_plugin(plugin)
     configs = matched_configs(list(methods), seeds, base, method_options)
     for config in configs:
         config.validate()
-    return run_configs(configs, restart=restart, show_progress=show_progress)
+    return run_configs(configs, restart=restart, show_progress=show_progress, pack=pack)

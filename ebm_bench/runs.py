@@ -21,11 +21,12 @@ import platform
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 import torch
@@ -33,8 +34,19 @@ import torch
 from .config import RunConfig
 from .errors import ConfigError, EbmBenchError
 from .evaluate import evaluate
-from .files import (CONFIG, LOCK, MANIFEST, RESULT, SCHEMA_VERSION, TRAJECTORY, corrupt_file_error, read_json,
-                    write_json)
+from .files import (
+    CHECKPOINT,
+    CONFIG,
+    LOCK,
+    MANIFEST,
+    RESULT,
+    SCHEMA_VERSION,
+    TRAJECTORY,
+    corrupt_file_error,
+    read_json,
+    write_json,
+)
+from .pack import PackedTrainer
 from .train import PreparedRun, RunResult, RunStart, Trainer, prepare
 
 
@@ -129,14 +141,16 @@ def build_manifest(*, seed: int, device: torch.device, data_sha256: str, n_train
     }
 
 
-def write_run_header(run: PreparedRun) -> None:
-    """config.json and manifest.json, written before training starts."""
+def write_run_header(run: PreparedRun, execution: dict[str, Any] | None = None) -> None:
+    """config.json and manifest.json, written before training starts. `execution` says how the run trained
+    (alone, or packed with which runs): not part of its config, since it does not change what the run is."""
     write_json(run.run_dir / CONFIG, run.resolved)
     if (run.run_dir / MANIFEST).exists():  # a resumed run keeps the manifest of its start
         return
     write_json(run.run_dir / MANIFEST, build_manifest(
         seed=run.config.seed, device=run.device, data_sha256=run.data.sha256, n_train=run.data.n_train,
-        n_holdout=len(run.data.holdout), dataset=run.config.dataset) | {"run_id": run.run_id})
+        n_holdout=len(run.data.holdout), dataset=run.config.dataset)
+        | {"run_id": run.run_id, "execution": execution or {"pack_size": 1}})
 
 
 def existing_result(run_dir: Path) -> RunResult | None:
@@ -176,12 +190,75 @@ def train_one(config: RunConfig, restart: bool = False, on_log: Callable[[dict],
         elif (stored := existing_result(run.run_dir)) is not None:
             return stored  # another process ended it while this one prepared
         write_run_header(run)
-        result = Trainer(run, on_log=on_log, on_start=on_start).train()
-        if result.status != "diverged":
-            result.evaluation, result.evaluation_provenance = evaluate(run)
-            result.status = "finished"
-            write_json(run.run_dir / RESULT, dataclasses.asdict(result))
+        return _evaluated(run, Trainer(run, on_log=on_log, on_start=on_start).train())
+
+
+def _evaluated(run: PreparedRun, result: RunResult) -> RunResult:
+    if result.status != "diverged":
+        result.evaluation, result.evaluation_provenance = evaluate(run)
+        result.status = "finished"
+        write_json(run.run_dir / RESULT, dataclasses.asdict(result))
     return result
+
+
+# progress(i) -> (on_log, on_start) for configs[i]
+Progress = Callable[[int], "tuple[Callable[[dict], None] | None, Callable[[RunStart], None] | None]"]
+
+
+def _checkpoint_step(run_dir: Path) -> int:
+    """The step a run would resume from (0: none); an unreadable checkpoint fails later, with its own message."""
+    try:
+        return int(torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)["result"]["steps"])
+    except Exception:  # noqa: BLE001 (absent or corrupt: the trainer's resume says which)
+        return 0
+
+
+def train_pack(configs: list[RunConfig], restart: bool = False, progress: Progress | None = None
+               ) -> list[RunResult | RunLocked]:
+    """Train runs that share a pack key as one pack (ebm_bench.pack), each recorded exactly as `train_one` records
+    it; one entry per config, in order: its result, or RunLocked when another process is writing it.
+
+    Finished runs are returned as stored and the rest train; runs resuming from different checkpoint steps train
+    as separate packs. A pack of one trains solo.
+    """
+    for out in sorted({c.out for c in configs}):
+        check_out_dir(Path(out))
+    runs = [prepare(config) for config in configs]
+    results: list[RunResult | RunLocked | None] = [None] * len(runs)
+    with ExitStack() as locks:
+        pending = []
+        for i, run in enumerate(runs):
+            if not restart and (stored := existing_result(run.run_dir)) is not None:
+                results[i] = stored
+                continue
+            try:
+                locks.enter_context(run_lock(run.run_dir, run.run_id))
+            except RunLocked as err:
+                results[i] = err
+                continue
+            if restart:
+                _clear(run.run_dir)
+            elif (stored := existing_result(run.run_dir)) is not None:
+                results[i] = stored
+                continue
+            pending.append(i)
+        by_step: dict[int, list[int]] = {}
+        for i in pending:
+            by_step.setdefault(_checkpoint_step(runs[i].run_dir), []).append(i)
+        for group in by_step.values():
+            members = [runs[i] for i in group]
+            for k, run in enumerate(members):
+                write_run_header(run, {"pack_size": len(members), "pack_index": k,
+                                       "pack_runs": [m.run_id for m in members]})
+            callbacks = [progress(i) if progress else (None, None) for i in group]
+            if len(members) == 1:
+                trained = [Trainer(members[0], on_log=callbacks[0][0], on_start=callbacks[0][1]).train()]
+            else:
+                trained = PackedTrainer(members, on_log=[c[0] for c in callbacks],
+                                        on_start=[c[1] for c in callbacks]).train()
+            for i, run, result in zip(group, members, trained):
+                results[i] = _evaluated(run, result)
+    return results  # type: ignore[return-value]
 
 
 # -- reading records back ----------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from .methods import (
     make_method,
 )
 from .metrics import parse_metric_names
-from .nets import build_networks, count_parameters
+from .nets import Dropout, build_networks, count_parameters
 from .trajectory import STANDARD_COLUMNS, IntervalStats, TrajectoryWriter
 
 EVAL_BATCH = 500
@@ -143,6 +143,11 @@ def prepare(config: RunConfig) -> PreparedRun:
                        discriminator=discriminator.to(device))
 
 
+def dropout_seed(seed: int) -> int:
+    """The seed of a run's dropout masks: its own stream, so that masks do not depend on what else draws."""
+    return (seed * 2654435761 + 97) % 2**63
+
+
 def _optimizer(name: str, params, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas)
@@ -160,7 +165,11 @@ class Trainer:
         self.opt_g = _optimizer(self.cfg.optim.optimizer_g, self.G.parameters(), self.cfg.optim.lr_g, betas)
         self.opt_d = _optimizer(self.cfg.optim.optimizer_d, self.D.parameters(), self.cfg.optim.lr_d, betas)
         self.z_generator = torch.Generator(run.device).manual_seed(self.cfg.seed)
-        torch.manual_seed(self.cfg.seed)  # dropout and anything else drawing from the global generator
+        self.dropout_generator = torch.Generator(run.device).manual_seed(dropout_seed(self.cfg.seed))
+        for layer in self.D.modules():
+            if isinstance(layer, Dropout):
+                layer.generator = self.dropout_generator
+        torch.manual_seed(self.cfg.seed)  # anything a plugin draws from the global generator
         self.batches = run.data.batches
         self.stats = IntervalStats()
         self.on_log, self.on_start = on_log, on_start
@@ -293,6 +302,7 @@ class Trainer:
             "method": self.method.state_dict(), "data": self.batches.state_dict(),
             "interval": self.stats.state_dict(),  # empty at a logging step; the sums so far between two rows
             "rng": {"torch": torch.get_rng_state(), "z": self.z_generator.get_state(),
+                    "dropout": self.dropout_generator.get_state(),
                     "cuda": torch.cuda.get_rng_state_all() if self.run.device.type == "cuda" else None},
         })
 
@@ -314,6 +324,8 @@ class Trainer:
         self.batches.load_state_dict(state["data"])
         torch.set_rng_state(state["rng"]["torch"].cpu())
         self.z_generator.set_state(state["rng"]["z"].cpu())
+        if "dropout" in state["rng"]:  # checkpoints of runs without dropout masks of their own
+            self.dropout_generator.set_state(state["rng"]["dropout"].cpu())
         if state["rng"]["cuda"] is not None and self.run.device.type == "cuda":
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
         if "interval" in state:  # checkpoints written before intervals were saved were all taken at a row

@@ -157,3 +157,51 @@ def _format_cell(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+class PackedIntervalStats:
+    """IntervalStats for K runs trained as one pack: every sum carries a leading run axis.
+
+    `split()` hands each run an ordinary IntervalStats (for its row or its checkpoint); `stack()` builds the
+    packed sums back from the runs' own (a resumed pack).
+    """
+
+    def __init__(self) -> None:
+        IntervalStats.__init__(self)  # type: ignore[arg-type]  (the same fields, each with a run axis)
+
+    def add_energy(self, which: str, energy: torch.Tensor) -> None:  # energy: (K, N)
+        energy = energy.detach().double()
+        _accumulate(self.energy_sums, which, energy.sum(1), energy.shape[1])
+        _accumulate(self.energy_sq_sums, which, energy.square().sum(1), energy.shape[1])
+        self.last_energy[which] = energy
+
+    def add_scalar(self, name: str, value: torch.Tensor) -> None:  # value: (K,)
+        _accumulate(self.scalar_sums, name, value, 1)
+
+    def add_sum(self, name: str, total: torch.Tensor, count: int) -> None:
+        """A sum of squared errors per run (K,) over `count` values each, for an RMSE column."""
+        _accumulate(self.squared_errors, name, total, count)
+
+    def split(self, runs: int) -> list[IntervalStats]:
+        parts = []
+        for k in range(runs):
+            part = IntervalStats()
+            for name in IntervalStats._SUMS:
+                setattr(part, name, {key: _Sum(s.total[k], s.count) for key, s in getattr(self, name).items()})
+            part.last_energy = {key: e[k] for key, e in self.last_energy.items()}
+            parts.append(part)
+        return parts
+
+    def reset(self) -> None:
+        self.__init__()
+
+    @classmethod
+    def stack(cls, parts: list[IntervalStats]) -> PackedIntervalStats:
+        packed = cls()
+        for name in IntervalStats._SUMS:
+            sums = [getattr(p, name) for p in parts]
+            setattr(packed, name, {key: _Sum(torch.stack([s[key].total for s in sums]), sums[0][key].count)
+                                   for key in sums[0]})
+        packed.last_energy = {key: torch.stack([p.last_energy[key] for p in parts])
+                              for key in parts[0].last_energy}
+        return packed

@@ -12,6 +12,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EBM_BENCH_SHARED", REPO.parent / "shared"))
 
 
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (benchmarks/gpu.sh runs these on one)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def mnist_root(tmp_path_factory) -> Path:
     """A data root holding the four official MNIST archives in `MNIST/raw/` (never writes into shared/)."""

@@ -12,6 +12,7 @@ next batch (batches prefetched but not consumed before the checkpoint are simply
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Iterator, Sequence
 
 import torch
@@ -28,6 +29,23 @@ PREFETCH_FACTOR = 4  # batches each worker keeps ready
 HOLDOUT_BATCH = 256
 
 
+_DEVICE_COPIES: dict[tuple[int, str], tuple[weakref.ref, torch.Tensor]] = {}
+
+
+def _on_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """One device copy of a (cached, never modified) image set for all the runs of a process, not one each."""
+    if images.device == device:
+        return images
+    key = (id(images), str(device))
+    source, copy = _DEVICE_COPIES.get(key, (None, None))
+    if source is None or source() is not images:
+        for stale in [k for k, (ref, _) in _DEVICE_COPIES.items() if ref() is None]:
+            del _DEVICE_COPIES[stale]
+        copy = images.to(device)
+        _DEVICE_COPIES[key] = (weakref.ref(images), copy)
+    return copy
+
+
 class TensorBatches:
     """Batches drawn without replacement from a uint8 tensor that lives on the training device.
 
@@ -38,7 +56,7 @@ class TensorBatches:
     def __init__(self, images: torch.Tensor, batch_size: int, seed: int, device: torch.device):
         if batch_size > len(images):
             raise ConfigError(f"batch size {batch_size} is larger than the training set ({len(images)} images)")
-        self.images = images.to(device)
+        self.images = _on_device(images, device)
         self.batch_size = batch_size
         self.device = device
         self.generator = torch.Generator().manual_seed(seed)
@@ -58,14 +76,18 @@ class TensorBatches:
         self._pinned = order.pin_memory()  # kept alive until the asynchronous copy has run
         return self._pinned.to(self.device, non_blocking=True)
 
-    def next(self) -> torch.Tensor:
+    def next_index(self) -> torch.Tensor:
+        """The indices of the next batch into `images` (packed training gathers K runs' batches at once)."""
         if self.position == self.batches_per_epoch:
             self.epoch += 1
             self.position = 0
             self._new_epoch()
         index = self._order_on_device[self.position]
         self.position += 1
-        return to_unit_range(self.images[index])
+        return index
+
+    def next(self) -> torch.Tensor:
+        return to_unit_range(self.images[self.next_index()])
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "order": self.order, "epoch": self.epoch,

@@ -16,7 +16,7 @@ from ebm_bench.config import MLPConfig
 from ebm_bench.errors import ConfigError
 from ebm_bench.registry import Registry
 
-from .base import ENERGY_MODELS, DOutput
+from .base import ENERGY_MODELS, MASK_FEED, DOutput, Dropout, dropout_mask
 from .began import build_began
 from .dcgan import build_dcgan
 from .mlp import build_mlp
@@ -68,4 +68,4 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["DOutput", "ENERGY_MODELS", "NETS", "build_networks", "count_parameters", "register_net"]
+__all__ = ["DOutput", "Dropout", "ENERGY_MODELS", "MASK_FEED", "dropout_mask", "NETS", "build_networks", "count_parameters", "register_net"]

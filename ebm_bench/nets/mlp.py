@@ -16,11 +16,15 @@ from torch import nn
 from ebm_bench.config import MLPConfig
 from ebm_bench.errors import ConfigError
 
-from .base import DOutput
+from .base import DOutput, Dropout
 
 D_INIT_STD = 0.002
 G_INIT_STD = 0.02
 DROPOUT_P = 0.5
+
+
+def dropout_rate(config: MLPConfig) -> float:
+    return DROPOUT_P if config.dropout_d else 0.0
 
 
 def _init_linear(module: nn.Module, std: float) -> None:
@@ -30,16 +34,20 @@ def _init_linear(module: nn.Module, std: float) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def _hidden_stack(sizes: list[int], batchnorm_first: bool, dropout: bool) -> nn.Sequential:
-    """Linear -> [BatchNorm] -> ReLU [-> Dropout] for each consecutive pair of sizes."""
+def _hidden_stack(sizes: list[int], batchnorm_first: bool, dropout: float | None) -> nn.Sequential:
+    """Linear -> [BatchNorm] -> ReLU [-> Dropout] for each consecutive pair of sizes.
+
+    D always has its Dropout layers, at rate 0 when dropout is off: with and without dropout are then one
+    architecture, and runs of both pack together (the rate is per run). G has none (`dropout` None).
+    """
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(n_in, n_out))
         if i > 0 or batchnorm_first:
             layers.append(nn.BatchNorm1d(n_out))
         layers.append(nn.ReLU())
-        if dropout:
-            layers.append(nn.Dropout(DROPOUT_P))
+        if dropout is not None:
+            layers.append(Dropout(dropout))
     return nn.Sequential(*layers)
 
 
@@ -48,7 +56,7 @@ class MLPGenerator(nn.Module):
         super().__init__()
         self.image_shape = image_shape
         hidden = [z_dim] + [config.size_g] * (config.n_layer_g - 1)
-        self.hidden = _hidden_stack(hidden, batchnorm_first=True, dropout=False)
+        self.hidden = _hidden_stack(hidden, batchnorm_first=True, dropout=None)
         self.output = nn.Linear(config.size_g, math.prod(image_shape))
         _init_linear(self, G_INIT_STD)
 
@@ -63,10 +71,9 @@ class MLPAutoEncoder(nn.Module):
         super().__init__()
         pixels = math.prod(image_shape)
         stack = _hidden_stack([pixels] + [config.size_d] * (config.n_layer_d - 1),
-                              batchnorm_first=False, dropout=config.dropout_d)
+                              batchnorm_first=False, dropout=dropout_rate(config))
         # The code (what the pulling-away term sees) is taken before the last dropout, which feeds the decoder.
-        self.encoder = stack[:-1] if config.dropout_d else stack
-        self.dropout = stack[-1] if config.dropout_d else nn.Identity()
+        self.encoder, self.dropout = stack[:-1], stack[-1]
         self.decoder = nn.Linear(config.size_d, pixels)
         _init_linear(self, D_INIT_STD)
 
@@ -83,7 +90,7 @@ class MLPClassifier(nn.Module):
         super().__init__()
         pixels = math.prod(image_shape)
         self.hidden = _hidden_stack([pixels] + [config.size_d] * (config.n_layer_d - 1),
-                                    batchnorm_first=False, dropout=config.dropout_d)
+                                    batchnorm_first=False, dropout=dropout_rate(config))
         self.output = nn.Linear(config.size_d, 1)
         _init_linear(self, D_INIT_STD)
 

@@ -6,15 +6,16 @@ from pathlib import Path
 
 from ebm_bench.config import preset_names
 from ebm_bench.files import write_json
+from ebm_bench.pack import describe_packs, pack_size, plan_packs
 from ebm_bench.plots import plot_all
 
-from .executors import Outcome, execute_local, execute_ray, run_safely
+from .executors import Outcome, execute_local, execute_ray, run_pack_safely, run_safely
 from .grid import (Plan, Preset, apply_setting, apply_settings, build_sweep, check_names, checked, expand, get_preset,
                    matched_configs, parse_grid, plan_runs, resolve_defaults, setting_of)
 
 __all__ = ["Outcome", "Plan", "Preset", "apply_setting", "apply_settings", "build_sweep", "check_names", "checked",
            "execute_local", "execute_ray", "expand", "get_preset", "matched_configs", "parse_grid", "plan_runs",
-           "preset_names", "resolve_defaults", "run_safely", "setting_of", "sweep_main"]
+           "preset_names", "resolve_defaults", "run_pack_safely", "run_safely", "setting_of", "sweep_main"]
 
 
 def sweep_main(args, plan: Plan, name: str, source: str | None = None) -> int:
@@ -23,12 +24,17 @@ def sweep_main(args, plan: Plan, name: str, source: str | None = None) -> int:
 
     console = Console(stderr=True)
     configs, grid, methods, seeds = plan.configs, plan.grid, plan.methods, plan.seeds
+    packs = plan_packs(configs, pack_size(getattr(args, "pack", 1), configs)) if configs else []
     if args.dry_run:  # every config is already typed and checked (plan_runs), so this validates the whole sweep
-        for i, config in enumerate(configs, 1):
-            point = {k: setting_of(config, k) for k in grid}
-            print(f"{i:>5}  {config.method:<10} seed {config.seed}  "
-                  + "  ".join(f"{k}={v}" for k, v in point.items()))
-        print(f"{len(configs)} runs ({plan.points} grid points x {len(methods)} method(s) x {len(seeds)} seed(s))")
+        i = 0
+        for number, members in enumerate(packs, 1):
+            for config in members:
+                i += 1
+                point = {k: setting_of(config, k) for k in grid}
+                print(f"{i:>5}  pack {number:<4} {config.method:<10} seed {config.seed}  "
+                      + "  ".join(f"{k}={v}" for k, v in point.items()))
+        print(f"{len(configs)} runs ({plan.points} grid points x {len(methods)} method(s) x {len(seeds)} seed(s)); "
+              + describe_packs(packs))
         return 0
 
     count = [0]
@@ -41,13 +47,15 @@ def sweep_main(args, plan: Plan, name: str, source: str | None = None) -> int:
                       highlight=False, soft_wrap=True)
 
     if args.executor == "ray":
-        outcomes = execute_ray(configs, args.address, args.cpus_per_run, args.gpus_per_run, on_done=report)
+        outcomes = execute_ray(packs, args.address, args.cpus_per_run, args.gpus_per_run, on_done=report,
+                               storage=getattr(args, "storage", None))
     else:
-        outcomes = execute_local(configs, args.workers, on_done=report)
+        outcomes = execute_local(packs, args.workers, on_done=report)
     summary = {"name": name, "preset": source, "methods": methods, "seeds": list(seeds), "grid": grid,
                "counts": {s: sum(o.status == s for o in outcomes) for s in ("finished", "diverged", "failed")},
                "runs": [{"run_id": o.run_id, "run_dir": o.run_dir, "method": o.config.method, "seed": o.config.seed,
-                         "status": o.status, "error": o.error, **{k: setting_of(o.config, k) for k in grid}}
+                         "status": o.status, "error": o.error, "node": o.node, "trained_in": o.trained_in,
+                         **{k: setting_of(o.config, k) for k in grid}}
                         for o in outcomes]}
     out = configs[0].out if configs else "runs"
     write_json(Path(out) / f"sweep-{name}.json", summary)

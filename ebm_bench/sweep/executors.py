@@ -3,23 +3,33 @@
 Each run is keyed by the hash of its resolved config (its run folder name), so a sweep is idempotent: running it
 again skips finished runs, resumes interrupted ones from their last checkpoint, and a diverged run stays recorded
 as diverged. A run that raises is recorded as failed and the others go on.
+
+The unit of work is a pack: runs that train together (ebm_bench.pack); a pack of one trains solo. On Ray a pack
+trains on its worker, in a temporary folder of that node (or in --storage, a filesystem every node mounts), and
+its runs' records (every file but the checkpoint) come back to the driver, which writes them under --out.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shutil
+import tempfile
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 from rich.console import Console
 
 from ebm_bench.config import RunConfig
 from ebm_bench.errors import ConfigError
-from ebm_bench.runs import RunLocked, train_one
+from ebm_bench.files import CHECKPOINT, CONFIG, LOCK, RESULT, atomic_write_bytes, write_json
+from ebm_bench.runs import RunLocked, existing_result, run_lock, train_one, train_pack
 from ebm_bench.summary import PlainProgress
+from ebm_bench.train import RunResult, prepare
 
 
 @dataclass
@@ -31,6 +41,9 @@ class Outcome:
     run_id: str | None = None
     run_dir: str | None = None
     error: str | None = None
+    node: str | None = None  # the Ray node that trained it (None: this machine)
+    trained_in: str | None = None  # its folder on that node: a temporary one (removed since), or in --storage
+    files: dict[str, bytes] | None = None  # its record on the way from a Ray worker; None once written home
 
 
 def run_safely(config: RunConfig) -> Outcome:
@@ -45,42 +58,137 @@ def run_safely(config: RunConfig) -> Outcome:
         return Outcome(config, "failed", error=f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}")
 
 
+def run_pack_safely(configs: list[RunConfig]) -> list[Outcome]:
+    """Train one pack (ebm_bench.pack; a pack of one trains alone); one outcome per config, in order. An
+    exception fails the pack's unfinished runs, and the sweep goes on."""
+    if len(configs) == 1:
+        return [run_safely(configs[0])]
+    console = Console(stderr=True)
+
+    def progress(i):
+        plain = PlainProgress(console)
+        return plain.on_log, plain.on_start
+    try:
+        results = train_pack(list(configs), progress=progress)
+    except Exception as err:  # noqa: BLE001 (one broken pack must not stop the sweep)
+        error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"
+        return [Outcome(config, "failed", error=error) for config in configs]
+    return [Outcome(config, "locked", r.run_id, error=str(r)) if isinstance(r, RunLocked)
+            else Outcome(config, r.status, r.run_id, r.run_dir) for config, r in zip(configs, results)]
+
+
 def _worker_init(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
 
 
-def execute_local(configs: Sequence[RunConfig], workers: int = 1,
+def execute_local(packs: Sequence[Sequence[RunConfig]], workers: int = 1,
                   on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Sequentially in this process, or in `workers` processes sharing the CPU cores between them."""
-    outcomes = []
-    if workers <= 1:
-        for config in configs:
-            outcomes.append(run_safely(config))
+    outcomes: list[Outcome] = []
+
+    def record(pack_outcomes: list[Outcome]) -> None:
+        for outcome in pack_outcomes:
+            outcomes.append(outcome)
             if on_done:
-                on_done(outcomes[-1])
+                on_done(outcome)
+
+    if workers <= 1:
+        for pack in packs:
+            record(run_pack_safely(list(pack)))
         return outcomes
     threads = max(1, (os.cpu_count() or 1) // workers)
     import multiprocessing
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
                              initargs=(threads,)) as pool:
-        futures = [pool.submit(run_safely, config) for config in configs]
+        futures = [pool.submit(run_pack_safely, list(pack)) for pack in packs]
         for future in as_completed(futures):
-            outcomes.append(future.result())
-            if on_done:
-                on_done(outcomes[-1])
+            record(future.result())
     return outcomes
 
 
-def execute_ray(configs: Sequence[RunConfig], address: str | None = None, cpus_per_run: float = 1.0,
+# -- Ray ---------------------------------------------------------------------------------------------------------
+def _record_files(run_dir: Path) -> dict[str, bytes]:
+    """A run folder's record: every file but the checkpoint (large; it stays where the run trained), the lock and
+    an atomic write's leftover."""
+    return {str(path.relative_to(run_dir)): path.read_bytes() for path in sorted(run_dir.rglob("*"))
+            if path.is_file() and path.name not in (CHECKPOINT, LOCK) and not path.name.endswith(".tmp")}
+
+
+def _train_away(configs: list[RunConfig], storage: str | None) -> list[Outcome]:
+    """A Ray task: train a pack in --storage, or else in a temporary folder of this node, and return its records.
+
+    The outcomes keep the driver's configs (their --out): the run id does not depend on `out`."""
+    import ray
+
+    scratch = None if storage else tempfile.mkdtemp(prefix="ebm-bench-")  # under this node's TMPDIR
+    try:
+        outcomes = run_pack_safely([dataclasses.replace(c, out=storage or scratch) for c in configs])
+        node = ray.get_runtime_context().get_node_id()
+        for outcome, config in zip(outcomes, configs):
+            outcome.config, outcome.node, outcome.trained_in = config, node, outcome.run_dir
+            if outcome.run_dir:
+                outcome.files = _record_files(Path(outcome.run_dir))
+        return outcomes
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _ended(run_dir: Path) -> RunResult | None:
+    try:
+        return existing_result(run_dir)
+    except ConfigError:  # a corrupt result.json: the run trains again and its new record replaces it
+        return None
+
+
+def _ended_at_home(config: RunConfig, names: set[str]) -> RunResult | None:
+    """The ended record of `config` under its --out. Its folder name hashes the resolved config, which only
+    `prepare` gives (it loads the data), so only runs whose method and seed have a folder there are prepared."""
+    if not any(name.startswith(f"{config.method}-{config.dataset}-seed{config.seed}-") for name in names):
+        return None
+    try:
+        run_id = prepare(dataclasses.replace(config, download=False)).run_id  # never a download just for an id
+    except Exception:  # noqa: BLE001 (no data or no GPU on the driver: the task decides, see _bring_home)
+        return None
+    return _ended(Path(config.out) / run_id)
+
+
+def _bring_home(outcome: Outcome) -> Outcome:
+    """Write a record that came back from a worker under its --out, result.json last (it says the run ended)."""
+    files = outcome.files
+    if files is None or outcome.run_id is None:
+        return outcome
+    home = Path(outcome.config.out) / outcome.run_id
+    outcome = dataclasses.replace(outcome, run_dir=str(home), files=None)
+    try:
+        with run_lock(home, outcome.run_id):
+            if (stored := _ended(home)) is not None:  # ended here meanwhile, or the driver could not tell: kept
+                return dataclasses.replace(outcome, status=stored.status)
+            for name in sorted(files, key=lambda name: name == RESULT):
+                data = files[name]
+                if name in (CONFIG, RESULT):  # they name the worker's folder; the record lives here now
+                    fix = {"out": outcome.config.out} if name == CONFIG else {"run_dir": str(home)}
+                    write_json(home / name, json.loads(data) | fix)
+                else:
+                    atomic_write_bytes(home / name, data)
+    except RunLocked as err:  # a process here is writing the same run: its record will do
+        return dataclasses.replace(outcome, status="locked", error=str(err))
+    return outcome
+
+
+def execute_ray(packs: Sequence[Sequence[RunConfig]], address: str | None = None, cpus_per_run: float = 1.0,
                 gpus_per_run: float = 0.0, on_done: Callable[[Outcome], None] | None = None,
-                local_mode: bool = False) -> list[Outcome]:
-    """One Ray task per run on an existing cluster (`address`) or a local one.
+                local_mode: bool = False, storage: str | None = None) -> list[Outcome]:
+    """One Ray task per pack (asking for the resources of one run) on an existing cluster (`address`) or a local
+    one. Runs already ended under --out are skipped here: a worker cannot see --out.
 
     Fractional `gpus_per_run` lets several small MNIST runs share a GPU. The cluster's GPUs are checked first: a
-    Ray task asking for a GPU the cluster does not have waits forever.
+    Ray task asking for a GPU the cluster does not have waits forever. `storage`: where the workers train, on a
+    filesystem every node mounts at that path, so that a task retried after a lost node resumes from its
+    checkpoint; without it each task trains in a temporary folder of its node.
     """
     try:
         import ray
@@ -93,20 +201,39 @@ def execute_ray(configs: Sequence[RunConfig], address: str | None = None, cpus_p
     if gpus_per_run > 0 and available_gpus < gpus_per_run:
         raise ConfigError(f"--gpus-per-run {gpus_per_run} asked for, but the Ray cluster has {available_gpus:g} "
                           "GPUs; its tasks would wait forever. Use --gpus-per-run 0 or a cluster with GPUs.")
-    if gpus_per_run > 0:
-        configs = [dataclasses.replace(c, device="cuda") for c in configs]
-    remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run)(run_safely)
-    pending = {remote.remote(config): config for config in configs}
-    outcomes = []
+    # The device named: a run id hashes it, and the driver, which resolves ids to skip ended runs, is no worker
+    # (a Ray task that asks for no GPU sees none).
+    packs = [[dataclasses.replace(c, device="cuda" if gpus_per_run > 0 else "cpu" if c.device == "auto"
+                                  else c.device) for c in pack] for pack in packs]
+    outcomes: list[Outcome] = []
+
+    def record(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if on_done:
+            on_done(outcome)
+
+    homes = {out: {p.parent.name for p in Path(out).glob(f"*/{RESULT}")} for out in {c.out for p in packs for c in p}}
+    todo = []
+    for pack in packs:
+        left = []
+        for config in pack:
+            if (stored := _ended_at_home(config, homes[config.out])) is not None:
+                record(Outcome(config, stored.status, stored.run_id, str(Path(config.out) / stored.run_id)))
+            else:
+                left.append(config)
+        if left:
+            todo.append(left)
+    remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run)(_train_away)
+    storage = os.path.abspath(storage) if storage else None  # the workers' working folder is not this one
+    pending = {remote.remote(pack, storage): pack for pack in todo}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
-            config = pending.pop(ref)
+            pack = pending.pop(ref)
             try:
-                outcome = ray.get(ref)
-            except Exception as err:  # noqa: BLE001 (a lost worker is one failed run)
-                outcome = Outcome(config, "failed", error=f"{type(err).__name__}: {err}")
-            outcomes.append(outcome)
-            if on_done:
-                on_done(outcome)
+                pack_outcomes = ray.get(ref)
+            except Exception as err:  # noqa: BLE001 (a lost worker fails its pack; the others go on)
+                pack_outcomes = [Outcome(config, "failed", error=f"{type(err).__name__}: {err}") for config in pack]
+            for outcome in pack_outcomes:
+                record(_bring_home(outcome))
     return outcomes

@@ -10,6 +10,7 @@ import torch
 
 from ebm_bench.evaluate import chosen_metrics, energies
 from ebm_bench.metrics import METRICS
+from ebm_bench.nets import Dropout
 
 _spec = importlib.util.spec_from_file_location(
     "method_contract", Path(__file__).resolve().parents[1] / "methods" / "test_contract.py")
@@ -19,7 +20,7 @@ _spec.loader.exec_module(method_contract)
 
 def batchnorm_run(tmp_path):
     run = method_contract.tiny_run("ebgan", tmp_path / "run")  # D: 3 layers, so BatchNorm after the second
-    run.discriminator.apply(lambda m: setattr(m, "p", 0.0) if isinstance(m, torch.nn.Dropout) else None)
+    run.discriminator.apply(lambda m: setattr(m, "p", 0.0) if isinstance(m, Dropout) else None)
     trainer = method_contract.Trainer(run)
     for step in range(5):  # running statistics now mix real and generated batches
         trainer.step(step, check_contract=False)

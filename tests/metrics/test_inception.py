@@ -147,3 +147,15 @@ def test_weights_come_from_the_environment_when_not_passed(inception_weights, mo
 def test_fid_without_a_reference_is_a_config_error(inception_weights):
     with pytest.raises(ConfigError, match="reference"):
         inception_metrics(torch.zeros(10, 1, 32, 32), ["fid"], None, inception_weights)
+
+
+@pytest.mark.cuda
+def test_fid_on_the_gpu_equals_fid_on_the_cpu(mnist_root, mnist_train_uint8, inception_weights, tmp_path):
+    generated = to_unit_range(mnist_train_uint8[:N_COMPARE])
+    scores = {device: score_images(generated, ["fid", "kid"], reference="mnist-test", n=N_COMPARE, device=device,
+                                   inception_weights=inception_weights, data_root=mnist_root,
+                                   cache_dir=tmp_path / device)
+              for device in ("cpu", "cuda")}
+    # Inception in float32 with cuDNN's convolutions on one side and oneDNN's on the other: FID agrees to 1e-3
+    assert scores["cuda"]["fid"] == pytest.approx(scores["cpu"]["fid"], rel=1e-3)
+    assert scores["cuda"]["kid"] == pytest.approx(scores["cpu"]["kid"], rel=1e-2, abs=1e-5)

@@ -28,6 +28,11 @@ def base(mnist_root, tmp_path, steps=6):
                      checkpoint_every=2, n_samples=4, download=False, eval_n=100)
 
 
+def solo(configs):
+    """One pack per run: each trains alone."""
+    return [[config] for config in configs]
+
+
 def sweep(preset=None, methods=(), grid=(), settings=(), seeds=(0,), options=None, sample=None, config=None):
     configs, _, _ = build_sweep(preset, methods, grid, settings, seeds, config or RunConfig(), options or {}, sample)
     return configs
@@ -80,7 +85,7 @@ def test_an_interrupted_sweep_reruns_only_what_is_missing(mnist_root, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train_one(configs[1], on_log=interrupt)  # checkpointed at step 2, then killed
-    outcomes = execute_local(configs)
+    outcomes = execute_local(solo(configs))
     assert [o.status for o in outcomes] == ["finished"] * 3
     records = load_records([tmp_path / "runs"]).set_index("config.method_options.margin")
     assert records.loc[2, "wall_s"] == done.wall_s  # not trained again
@@ -109,14 +114,14 @@ def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(mnist_root, tmp_path):
     configs = expand(["test-sweep-explodes"], [0], {"margin": [32, 1]}, base(mnist_root, tmp_path))
     with pytest.raises(Exception):  # the contract check catches an infinite loss on the first step ...
         train_one(configs[0])
-    outcomes = execute_local(configs)  # ... and the sweep records that run and goes on
+    outcomes = execute_local(solo(configs))  # ... and the sweep records that run and goes on
     assert [o.status for o in outcomes] == ["failed", "finished"]
     assert "not finite" in outcomes[0].error
 
 
 def test_local_worker_processes(mnist_root, tmp_path):
     configs = expand(["gan", "ebgan"], [0], {}, base(mnist_root, tmp_path, steps=4))
-    outcomes = execute_local(configs, workers=2)
+    outcomes = execute_local(solo(configs), workers=2)
     assert sorted((o.config.method, o.status) for o in outcomes) == [("ebgan", "finished"), ("gan", "finished")]
 
 
@@ -126,8 +131,8 @@ def test_ray_executor_on_a_local_cpu_cluster(mnist_root, tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         with pytest.raises(ConfigError, match="has 0 GPUs"):
-            execute_ray(configs, gpus_per_run=0.25)
-        outcomes = execute_ray(configs, cpus_per_run=1)
+            execute_ray(solo(configs), gpus_per_run=0.25)
+        outcomes = execute_ray(solo(configs), cpus_per_run=1)
     finally:
         ray.shutdown()
     assert sorted((o.config.seed, o.status) for o in outcomes) == [(0, "finished"), (1, "finished")]
@@ -137,7 +142,7 @@ def test_ray_executor_on_a_local_cpu_cluster(mnist_root, tmp_path):
 def test_each_plot_renders(mnist_root, tmp_path):
     configs = expand(["ebgan", "began"], [0, 1], {}, base(mnist_root, tmp_path))
     configs += expand(["ebgan"], [0, 1], {"margin": [4, 16]}, base(mnist_root, tmp_path))
-    execute_local(configs)
+    execute_local(solo(configs))
     written = plot_all([tmp_path / "runs"], tmp_path / "plots", metrics=["evaluation.energy_auroc"])
     names = {p.name for p in written}
     assert {"trajectories.png", "trajectories.svg", "samples.png", "margin_sensitivity.png",
@@ -162,6 +167,8 @@ def test_sweep_command_writes_a_summary_and_plots(mnist_root, tmp_path, capsys):
     assert summary["counts"] == {"finished": 2, "diverged": 0, "failed": 0}
     assert sorted(run["margin"] for run in summary["runs"]) == [2, 8]
     assert (tmp_path / "plots-m" / "margin_sensitivity.png").exists()
+    assert main(["sweep", "--methods", "ebgan", "--storage", str(tmp_path / "shared"), *small]) == 2
+    assert "is where Ray workers train; add --executor ray" in capsys.readouterr().err
 
 
 def test_settings_apply_in_layers_file_then_flags_then_set_then_grid():
