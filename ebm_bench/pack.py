@@ -61,7 +61,9 @@ def pack_key(config: RunConfig) -> str:
     return json.dumps(data, sort_keys=True, default=str)
 
 
-AUTO_PACK = {"cpu": 8, "cuda": 64}  # runs per pack under --pack auto (benchmarks/bench_pack.py measured these)
+# Runs per pack under --pack auto. On a 2-core CPU packing paid only for small nets (benchmarks/bench_pack.py:
+# 1.42x at K=8 for G 2x400 / D 2x128, 0.67x for the paper's best MLP), so auto trains alone there.
+AUTO_PACK = {"cpu": 1, "cuda": 64}
 
 
 def parse_pack(text: str | int) -> int | str:
