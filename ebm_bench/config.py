@@ -100,6 +100,11 @@ class OptimConfig:
                                   f"use e.g. --beta1 0.5 or 0.9, --beta2 0.999")
 
 
+# float32: full-precision matmuls and convolutions on a GPU too (PyTorch's cuDNN default is TF32 for convolutions);
+# tf32: TensorFloat-32 for both, about 10 significant bits, a different result from CPU float32.
+MATMUL_PRECISIONS = ("float32", "tf32")
+
+
 @dataclass
 class RunConfig:
     """Everything that defines one training run. Defaults: the paper's best EBGAN MLP on MNIST."""
@@ -127,6 +132,8 @@ class RunConfig:
     inception_n: int | None = None  # ... by Inception IS/FID/KID; None: 10000 on a GPU, off (0) on a CPU
     inception_weights: str | None = None  # None: $EBM_BENCH_INCEPTION_WEIGHTS, else torch-fidelity's download
     metrics: list[str] | None = None  # scored at the end; None: every registered metric the run can supply
+    matmul: str = "float32"  # GPU matmul/conv precision: float32 (records comparable with CPU) or tf32 (faster)
+    cuda_graphs: bool = True  # on a GPU, replay a packed step as a CUDA graph (methods that allow it)
 
     def validate(self) -> None:
         self.budget.validate()
@@ -140,6 +147,8 @@ class RunConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 2:
             raise ConfigError("batch_size must be >= 2 (BatchNorm needs more than one sample)")
+        if self.matmul not in MATMUL_PRECISIONS:
+            raise ConfigError(f"unknown matmul precision {self.matmul!r}; use {' or '.join(MATMUL_PRECISIONS)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu, cuda or cuda:N")
 
@@ -156,10 +165,11 @@ class RunConfig:
 
 
 # Where a run's files go and how often it reports do not change its results, so they are not part of its identity.
-_NOT_IDENTITY = ("out", "data_root", "download", "log_every", "checkpoint_every", "inception_weights")
+# CUDA graphs are how a pack's steps are launched, like packing itself (recorded in the manifest's execution).
+_NOT_IDENTITY = ("out", "data_root", "download", "log_every", "checkpoint_every", "inception_weights", "cuda_graphs")
 # Fields added after the first records were written: left out of the identity at their default, so that committed
 # records keep their run ids.
-_ADDED_LATER: dict[str, Any] = {"metrics": None}
+_ADDED_LATER: dict[str, Any] = {"metrics": None, "matmul": "float32"}
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

@@ -22,7 +22,9 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from .device import set_matmul_precision
 from .metrics import METRICS, score_images_with_provenance
+from .metrics.inception import resolve_weights_path
 from .files import SAMPLES, atomic_write_bytes
 from .train import EVAL_BATCH, Energies, PreparedRun
 
@@ -89,9 +91,17 @@ def chosen_metrics(run: PreparedRun) -> list[str]:
     return [name for name, metric in METRICS.items() if available[metric.needs]]
 
 
+def check_ready(run: PreparedRun) -> None:
+    """Fail before training, not after it, when the end-of-run scores need a file that cannot be had: the
+    Inception weights (fetched now if they are to be downloaded)."""
+    if any(METRICS[name].needs == "inception" for name in chosen_metrics(run)):
+        resolve_weights_path(run.config.inception_weights, download=run.config.download)
+
+
 def evaluate(run: PreparedRun) -> tuple[dict[str, Any], dict[str, Any]]:
     """(evaluation, provenance) of a trained run; writes its sample grid."""
     cfg, device = run.config, run.device
+    set_matmul_precision(cfg.matmul)  # as the run trained
     write_samples(run)
     names = chosen_metrics(run)
     by_need: dict[str, list[str]] = {}

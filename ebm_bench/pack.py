@@ -140,15 +140,17 @@ class StackedOptimizer:
     """Adam or SGD on a (K, P) buffer with each run's lr and betas: torch.optim's formulas, run by run.
 
     Bias corrections are computed in float64 on the device (torch.optim computes them in float64 on the host), so
-    a step never syncs. Runs in `frozen` (diverged) keep their parameters.
+    a step never syncs. Runs in `frozen` (diverged) keep their parameters. `capturable`: the step count lives on
+    the device and every run is masked by `alive`, so a CUDA graph of `step` replays correctly.
     """
 
     def __init__(self, kind: str, flat: torch.Tensor, lr: list[float], beta1: list[float], beta2: list[float],
-                 eps: float = 1e-8):
-        self.kind, self.flat, self.eps = kind, flat, eps
-        self.steps = 0
+                 eps: float = 1e-8, capturable: bool = False):
+        self.kind, self.flat, self.eps, self.capturable = kind, flat, eps, capturable
+        self._steps = 0
+        self.step_t = torch.zeros((), dtype=torch.float64, device=flat.device) if capturable else None
         # The same value for every run (the usual case): Python floats and torch.optim's fused calls, exactly.
-        self.uniform = len(set(lr)) == len(set(beta1)) == len(set(beta2)) == 1
+        self.uniform = len(set(lr)) == len(set(beta1)) == len(set(beta2)) == 1 and not capturable
         self.lr, self.beta1, self.beta2 = lr[0], beta1[0], beta2[0]
         self.lr64 = torch.tensor(lr, dtype=torch.float64, device=flat.device)
         self.beta1_64 = torch.tensor(beta1, dtype=torch.float64, device=flat.device)
@@ -159,17 +161,34 @@ class StackedOptimizer:
         self.one_minus_beta2 = _column([1 - b for b in beta2], flat)
         self.exp_avg = torch.zeros_like(flat) if kind == "adam" else None
         self.exp_avg_sq = torch.zeros_like(flat) if kind == "adam" else None
-        self.alive: torch.Tensor | None = None  # (K, 1) bool once a run is frozen
+        # (K, 1) bool once a run is frozen; from the start when captured (a graph cannot take a new branch later)
+        self.alive = torch.ones(flat.shape[0], 1, dtype=torch.bool, device=flat.device) if capturable else None
+
+    @property
+    def steps(self) -> int:
+        """Steps taken (read back from the device when capturable: at checkpoints only)."""
+        return int(self.step_t.item()) if self.capturable else self._steps
+
+    @steps.setter
+    def steps(self, value: int) -> None:
+        self._steps = value
+        if self.capturable:
+            self.step_t.fill_(value)
 
     @torch.no_grad()
     def step(self, grad: torch.Tensor) -> None:
-        self.steps += 1
+        if self.capturable:
+            self.step_t.add_(1)
+            t = self.step_t
+        else:
+            self._steps += 1
+            t = self._steps
         if self.alive is not None:
             grad = torch.where(self.alive, grad, 0.0)  # a frozen run's moments stop too
         if self.kind != "adam":
             update = -self.lr * grad if self.uniform else self.neg_lr * grad
         elif self.uniform:
-            t, beta1, beta2 = self.steps, self.beta1, self.beta2
+            beta1, beta2 = self.beta1, self.beta2
             self.exp_avg.lerp_(grad, 1 - beta1)
             self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             denom = (self.exp_avg_sq.sqrt() / (1 - beta2 ** t) ** 0.5).add_(self.eps)
@@ -178,7 +197,6 @@ class StackedOptimizer:
                 return
             update = -(self.lr / (1 - beta1 ** t)) * (self.exp_avg / denom)
         else:
-            t = self.steps
             self.exp_avg.lerp_(grad, self.one_minus_beta1)
             self.exp_avg_sq.mul_(self.beta2_column).addcmul_(grad, grad * self.one_minus_beta2)
             step_size = (self.lr64 / (1 - self.beta1_64 ** t)).float().view(-1, 1)
@@ -192,16 +210,17 @@ class StackedOptimizer:
     def freeze(self, k: int) -> None:
         if self.alive is None:
             self.alive = torch.ones(self.flat.shape[0], 1, dtype=torch.bool, device=self.flat.device)
-        self.alive[k] = False
+        self.alive[k] = False  # in place: a captured step sees it
 
     def state_for(self, k: int, shapes: dict[str, tuple[int, ...]]) -> dict[str, dict[str, torch.Tensor]]:
         """Run k's moments per parameter name, as torch.optim.Adam keeps them (empty before the first step)."""
-        if self.kind != "adam" or self.steps == 0:
+        steps = self.steps
+        if self.kind != "adam" or steps == 0:
             return {}
         state, offset = {}, 0
         for name, shape in shapes.items():
             size = int(torch.Size(shape).numel())
-            state[name] = {"step": torch.tensor(float(self.steps)),
+            state[name] = {"step": torch.tensor(float(steps)),
                            "exp_avg": self.exp_avg[k, offset:offset + size].reshape(shape).clone(),
                            "exp_avg_sq": self.exp_avg_sq[k, offset:offset + size].reshape(shape).clone()}
             offset += size
@@ -232,6 +251,48 @@ def _d_output(outputs: dict[str, torch.Tensor], prefix: str) -> DOutput:
     return DOutput(**{k.split(".", 1)[1]: v for k, v in outputs.items() if k.startswith(prefix + ".")})
 
 
+def uses_cuda_graphs(run: PreparedRun) -> bool:
+    """Whether this run's packed steps replay as CUDA graphs: on a GPU, unless switched off, for methods whose step
+    can be captured once (`Method.replayable`)."""
+    return run.device.type == "cuda" and run.config.cuda_graphs and type(run.method).replayable
+
+
+class StepGraphs:
+    """The packed step as CUDA graphs, one per kind of step (with or without a G update).
+
+    A kind runs eagerly for its first WARM_STEPS steps (on a side stream, as capture needs: cuBLAS handles and
+    autograd's lazy set-up happen there), is captured on the next, and is replayed from then on. Capturing records
+    without running, so the capture step is replayed at once. Inputs are the trainer's buffers, refilled before
+    every step; outputs are the tensors the capture returned, rewritten by every replay.
+    """
+
+    WARM_STEPS = 2
+
+    def __init__(self, device: torch.device):
+        self.stream = torch.cuda.Stream(device)
+        self.warm: dict[str, int] = {}
+        self.captured: dict[str, tuple[torch.cuda.CUDAGraph, dict]] = {}
+
+    def run(self, kind: str, compute: Callable[[], dict], eager: bool = False) -> dict:
+        if kind in self.captured:
+            graph, out = self.captured[kind]
+            graph.replay()
+            return out
+        if eager or self.warm.get(kind, 0) < self.WARM_STEPS:
+            self.warm[kind] = self.warm.get(kind, 0) + 1
+            self.stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.stream):
+                out = compute()
+            torch.cuda.synchronize()  # a few times per pack: the side stream's memory is then free to reuse
+            return out
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = compute()
+        graph.replay()
+        self.captured[kind] = (graph, out)
+        return out
+
+
 class PackedTrainer:
     """Trains K prepared runs of one pack key together, as `Trainer` trains one."""
 
@@ -249,11 +310,14 @@ class PackedTrainer:
         self.start_step = self._resume_members()
         self.G = StackedNet([run.generator for run in runs])
         self.D = StackedNet([run.discriminator for run in runs])
-        optim = self.cfg.optim
+        self.graphs = StepGraphs(self.device) if uses_cuda_graphs(runs[0]) else None
+        optim, capturable = self.cfg.optim, self.graphs is not None
         self.opt_g = StackedOptimizer(optim.optimizer_g, self.G.flat, [r.config.optim.lr_g for r in runs],
-                                      [r.config.optim.beta1 for r in runs], [r.config.optim.beta2 for r in runs])
+                                      [r.config.optim.beta1 for r in runs], [r.config.optim.beta2 for r in runs],
+                                      capturable=capturable)
         self.opt_d = StackedOptimizer(optim.optimizer_d, self.D.flat, [r.config.optim.lr_d for r in runs],
-                                      [r.config.optim.beta1 for r in runs], [r.config.optim.beta2 for r in runs])
+                                      [r.config.optim.beta1 for r in runs], [r.config.optim.beta2 for r in runs],
+                                      capturable=capturable)
         self.opt_g.load_from([list(m.opt_g.state.values()) for m in self.members])
         self.opt_d.load_from([list(m.opt_d.state.values()) for m in self.members])
         self.method = copy.deepcopy(runs[0].method)  # the template the K runs' values are bound to in vmap
@@ -262,6 +326,7 @@ class PackedTrainer:
         self.alive = [m.result.status == "running" for m in self.members]
         self.dropout = self._dropout_layers()
         self._shared_images = self._shared_image_tensor()
+        self.inputs: dict[str, torch.Tensor] = {}  # one step's draws, in buffers a captured step reads every time
 
     # -- set-up --------------------------------------------------------------------------------------------------
     def _resume_members(self) -> int:
@@ -316,24 +381,38 @@ class PackedTrainer:
             return batches[0].images
         return None
 
-    # -- per-step inputs, drawn from each run's own generators ------------------------------------------------------
-    def _real(self) -> torch.Tensor:
+    # -- per-step inputs, drawn from each run's own generators, in the order solo draws them -----------------------
+    def _fill(self, key: str, parts: list[torch.Tensor]) -> torch.Tensor:
+        """`parts` stacked into the buffer `self.inputs[key]`, made on first use and the same tensor every step."""
+        buffer = self.inputs.get(key)
+        if buffer is None:
+            buffer = self.inputs[key] = torch.stack(parts)
+        else:
+            torch.stack(parts, out=buffer)
+        return buffer
+
+    def _draw(self, trains_g: bool) -> None:
+        """A step's batches, noise and dropout masks for every run (a replayed step reads them from `inputs`)."""
         if self._shared_images is not None:
-            index = torch.stack([m.batches.next_index() for m in self.members])
-            return to_unit_range(self._shared_images[index])
-        return torch.stack([m.batches.next() for m in self.members])
+            self._fill("index", [m.batches.next_index() for m in self.members])
+        else:
+            self._fill("real", [m.batches.next() for m in self.members])
+        if trains_g:
+            self._fill("z_d", [m._noise() for m in self.members])
+        for i, parts in enumerate(self._masks() + (self._masks() if trains_g else [])):  # D: real, then generated
+            self._fill(f"mask_d{int(trains_g)}.{i}", parts)
+        if trains_g:
+            for i, parts in enumerate(self._masks()):
+                self._fill(f"mask_g.{i}", parts)
+            self._fill("z_g", [m._noise() for m in self.members])
 
-    def _noise(self) -> torch.Tensor:
-        return torch.stack([m._noise() for m in self.members])
+    def _input_masks(self, prefix: str) -> list[torch.Tensor]:
+        return [self.inputs[f"{prefix}.{i}"] for i in range(len(self.dropout) * (2 if prefix == "mask_d1" else 1))]
 
-    def _masks(self) -> list[torch.Tensor]:
-        """One D forward's dropout masks, (K, *shape) per layer: run k's from run k's generator, as solo."""
-        masks = []
-        for shape, rates, generators in self.dropout:
-            masks.append(torch.stack([
-                dropout_mask(shape, p, g, self.device) if p > 0 else torch.ones(shape, device=self.device)
-                for p, g in zip(rates, generators)]))
-        return masks
+    def _masks(self) -> list[list[torch.Tensor]]:
+        """One D forward's dropout masks, per layer one per run: run k's from run k's generator, as solo."""
+        return [[dropout_mask(shape, p, g, self.device) if p > 0 else torch.ones(shape, device=self.device)
+                 for p, g in zip(rates, generators)] for shape, rates, generators in self.dropout]
 
     # -- the vmap'ed pieces (each sees one run) ----------------------------------------------------------------------
     @contextmanager
@@ -388,16 +467,28 @@ class PackedTrainer:
 
     # -- one step ---------------------------------------------------------------------------------------------------
     def step(self, step: int, check_contract: bool) -> None:
-        method = self.method
-        trains_g = method.trains_generator(step)
+        trains_g = self.method.trains_generator(step)
         check_g = trains_g and self.members[0].result.generator_steps == 0
-        real = self._real()
+        self._draw(trains_g)
+        compute = functools.partial(self._compute, step, trains_g, check_contract, check_g)
+        if self.graphs is None:
+            out = compute()
+        else:
+            out = self.graphs.run(f"g{int(trains_g)}", compute, eager=check_contract or check_g)
+        self._account(out)
+
+    def _compute(self, step: int, trains_g: bool, check_contract: bool, check_g: bool) -> dict:
+        """The step's tensor work, from `self.inputs` to updated parameters, moments and method state: what a CUDA
+        graph captures. Returns its outputs (a replayed graph rewrites the same tensors)."""
+        inputs = self.inputs
+        real = (to_unit_range(self._shared_images[inputs["index"]]) if self._shared_images is not None
+                else inputs["real"])
         fake = ()
         if trains_g:
             with torch.no_grad():
-                fake = (vmap(self.G)(self.G.params, self.G.buffers, self._noise()),)
-        masks = self._masks() + (self._masks() if fake else [])  # D sees the real batch, then the generated one
-        d = vmap(self._d_loss)(self.D.params, self.D.buffers, self.values, masks, real, *fake)
+                fake = (vmap(self.G)(self.G.params, self.G.buffers, inputs["z_d"]),)
+        d = vmap(self._d_loss)(self.D.params, self.D.buffers, self.values, self._input_masks(f"mask_d{int(trains_g)}"),
+                               real, *fake)
         if check_contract:
             self._check(d["energy_real"], "real", d["loss"], "loss_d")
             if fake:
@@ -407,16 +498,10 @@ class PackedTrainer:
         g = None
         if trains_g:
             g = vmap(self._g_loss)(self.G.params, self.G.buffers, self.D.params, self.D.buffers, self.values,
-                                   self._masks(), self._noise())
+                                   self._input_masks("mask_g"), inputs["z_g"])
             if check_g:
                 self._check(g["energy"], "generated", g["loss"], "loss_g")
             self.opt_g.step(self.G.backward(g["loss"].sum()))
-            self.stats.add_scalar("loss_g", g["loss"].detach())
-            for member in self.members:
-                member.result.generator_steps += 1
-        else:
-            for member in self.members:
-                member.result.pretrain_steps += 1
 
         def outputs(source: dict, energy: str, prefix: str) -> dict[str, torch.Tensor]:
             return {"energy": source[energy]} | {k: v for k, v in source.items() if k.startswith(prefix)}
@@ -425,14 +510,27 @@ class PackedTrainer:
             self.values, real, outputs(d, "energy_real", "real."),
             fake[0] if fake else real, outputs(d, "energy_fake", "fake.") if fake else {"energy": d["energy_real"]},
             g["images"] if g else real, outputs(g, "energy", "fake.") if g else {"energy": d["energy_real"]})
-        self.values |= {k: v for k, v in end.items() if not k.startswith("log.")}
+        for name, value in end.items():
+            if not name.startswith("log."):
+                self.values[name].copy_(value)  # in place: a replayed step reads the state from the same tensors
+        return {"d": d, "g": g, "end": end, "values_per_run": real[0].numel()}
 
+    def _account(self, out: dict) -> None:
+        """Counters and the interval's sums, from a step's outputs."""
+        d, g, end = out["d"], out["g"], out["end"]
+        if g is not None:
+            self.stats.add_scalar("loss_g", g["loss"].detach())
+            for member in self.members:
+                member.result.generator_steps += 1
+        else:
+            for member in self.members:
+                member.result.pretrain_steps += 1
         self.stats.add_scalar("loss_d", d["loss"].detach())
         self.stats.add_energy("real", d["energy_real"])
-        if fake:
+        if "energy_fake" in d:
             self.stats.add_energy("fake", d["energy_fake"])
         if "sse_real" in d:
-            self.stats.add_sum("recon_rmse_real", d["sse_real"], real[0].numel())
+            self.stats.add_sum("recon_rmse_real", d["sse_real"], out["values_per_run"])
         for source in (d, g or {}, end):
             for key, value in source.items():
                 if key.startswith("log."):
@@ -533,5 +631,5 @@ def describe_packs(packs: list[list[RunConfig]]) -> str:
             + ", ".join(f"{count} x {size}" for size, count in sorted(sizes.items(), reverse=True)))
 
 
-__all__ = ["AUTO_PACK", "PackedTrainer", "StackedNet", "StackedOptimizer", "describe_packs", "pack_key", "pack_size",
-           "parse_pack", "plan_packs", "varying_options"]
+__all__ = ["AUTO_PACK", "PackedTrainer", "StackedNet", "StackedOptimizer", "StepGraphs", "describe_packs", "pack_key",
+           "pack_size", "parse_pack", "plan_packs", "uses_cuda_graphs", "varying_options"]

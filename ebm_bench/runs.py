@@ -33,7 +33,7 @@ import torch
 
 from .config import RunConfig
 from .errors import ConfigError, EbmBenchError
-from .evaluate import evaluate
+from .evaluate import check_ready, evaluate
 from .files import (
     CHECKPOINT,
     CONFIG,
@@ -46,7 +46,7 @@ from .files import (
     read_json,
     write_json,
 )
-from .pack import PackedTrainer
+from .pack import PackedTrainer, uses_cuda_graphs
 from .train import PreparedRun, RunResult, RunStart, Trainer, prepare
 
 
@@ -184,6 +184,7 @@ def train_one(config: RunConfig, restart: bool = False, on_log: Callable[[dict],
     run = prepare(config)
     if not restart and (stored := existing_result(run.run_dir)) is not None:
         return stored  # an ended run is only read: no lock needed
+    check_ready(run)
     with run_lock(run.run_dir, run.run_id):
         if restart:
             _clear(run.run_dir)
@@ -245,13 +246,16 @@ def train_pack(configs: list[RunConfig], restart: bool = False, progress: Progre
         by_step: dict[int, list[int]] = {}
         for i in pending:
             by_step.setdefault(_checkpoint_step(runs[i].run_dir), []).append(i)
+        for i in pending:
+            check_ready(runs[i])
         for group in by_step.values():
             members = [runs[i] for i in group]
+            graphs = uses_cuda_graphs(members[0])
             for k, run in enumerate(members):
                 write_run_header(run, {"pack_size": len(members), "pack_index": k,
-                                       "pack_runs": [m.run_id for m in members]})
+                                       "pack_runs": [m.run_id for m in members], "cuda_graphs": graphs})
             callbacks = [progress(i) if progress else (None, None) for i in group]
-            if len(members) == 1:
+            if len(members) == 1 and not graphs:  # on a GPU a lone run still gains from replaying its step
                 trained = [Trainer(members[0], on_log=callbacks[0][0], on_start=callbacks[0][1]).train()]
             else:
                 trained = PackedTrainer(members, on_log=[c[0] for c in callbacks],

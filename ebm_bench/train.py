@@ -23,7 +23,7 @@ from torch import nn
 
 from .config import Budget, RunConfig, config_hash
 from .datasets import DatasetSpec, TrainingData, default_data_root, get_dataset
-from .device import resolve_device
+from .device import resolve_device, set_matmul_precision
 from .errors import ConfigError
 from .files import (
     CHECKPOINT,
@@ -161,6 +161,7 @@ class Trainer:
                  on_start: Callable[[RunStart], None] | None = None):
         self.run, self.cfg, self.method = run, run.config, run.method
         self.G, self.D = run.generator, run.discriminator
+        set_matmul_precision(self.cfg.matmul)
         betas = (self.cfg.optim.beta1, self.cfg.optim.beta2)
         self.opt_g = _optimizer(self.cfg.optim.optimizer_g, self.G.parameters(), self.cfg.optim.lr_g, betas)
         self.opt_d = _optimizer(self.cfg.optim.optimizer_d, self.D.parameters(), self.cfg.optim.lr_d, betas)

@@ -11,6 +11,9 @@ Contract, checked on a run's first step (a method that breaks it fails with a me
   reading values back to the host, and is named in `state_names` so checkpoints save and restore it.
 - `log(name, tensor)` records a per-step scalar for the energy trajectory (averaged over each logging interval);
   `state_values()` reports state at logging time (margin, k_t).
+- `replayable = True` promises that a step's tensor work depends on neither the step number nor Python-side
+  state, beyond `trains_generator(step)`: on a GPU the packed step is then captured once as a CUDA graph and
+  replayed (ebm_bench.pack). Off by default, since a Python branch in `end_step` would silently replay stale.
 Options are dataclass fields (decorate the subclass with `@dataclass`); they are set from the config, converted
 to their declared types, and checked in `validate` (a negative margin is an error, not a silent run).
 """
@@ -53,6 +56,7 @@ class Method:
     description: ClassVar[str] = ""
     energy_model: ClassVar[str] = "autoencoder"
     state_names: ClassVar[tuple[str, ...]] = ()
+    replayable: ClassVar[bool] = False
 
     def validate(self) -> None:
         """Raise ConfigError for option values the method cannot train with (called once options are set)."""

@@ -47,6 +47,7 @@ class BEGAN(Method):
 
     energy_model = "autoencoder"
     state_names = ("k_t",)
+    replayable = True
 
     def validate(self):
         require(0 < self.gamma <= 1, self.name, f"gamma (the diversity ratio) must be in (0, 1], got {self.gamma}")

@@ -41,6 +41,7 @@ class EBGAN(Method):
     """EBGAN: auto-encoder D, energy ||D(x)-x||_2, per-sample margin hinge."""
 
     name = "ebgan"
+    replayable = True
 
     margin: float | None = None  # None: DEFAULT_MARGINS[dataset]
 

@@ -23,6 +23,7 @@ class GAN(Method):
     """GAN: classifier D, energy = -logit, non-saturating G loss (DCGAN practice)."""
 
     name = "gan"
+    replayable = True
 
     energy_model = "classifier"
 

@@ -25,6 +25,8 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version
@@ -181,6 +183,18 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
 # Metrics
 
 
+@contextmanager
+def _full_float32() -> Iterator[None]:
+    """Inception's convolutions in float32 on a GPU too: PyTorch lets cuDNN use TF32 for them by default, and FID's
+    reference statistics (and the CPU's scores) are float32 ones."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def inception_metrics(images: torch.Tensor, metrics: tuple[str, ...] | list[str],
                       reference: InceptionReference | None = None, weights_path: str | Path | None = None,
                       device: str | torch.device = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
@@ -218,7 +232,8 @@ def inception_metrics(images: torch.Tensor, metrics: tuple[str, ...] | list[str]
         kwargs["kid_subset_size"] = kid_subset_size or min(KID_SUBSET_SIZE, len(generated), reference.n)
     import torch_fidelity
 
-    result = torch_fidelity.calculate_metrics(**kwargs)
+    with _full_float32():
+        result = torch_fidelity.calculate_metrics(**kwargs)
     return {name: float(result[_FIDELITY_KEYS[name]]) for name in metrics}
 
 

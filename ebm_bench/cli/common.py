@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from ebm_bench.config import MLPConfig, RunConfig, parse_value, preset_names, read_config
+from ebm_bench.config import MATMUL_PRECISIONS, MLPConfig, RunConfig, parse_value, preset_names, read_config
 from ebm_bench.errors import ConfigError
 from ebm_bench.files import atomic_write_bytes
 from ebm_bench.registry import load_plugin
@@ -38,7 +38,7 @@ def option(text: str) -> tuple[str, object]:
 FLAG_SETTINGS = ("dataset", "data_root", "out", "device", "batch_size", "image_size", "arch", "z_dim", "n_layer_g",
                  "size_g", "n_layer_d", "size_d", "dropout_d", "optimizer_g", "optimizer_d", "lr", "lr_g", "lr_d",
                  "beta1", "beta2", "log_every", "checkpoint_every", "holdout", "eval_n", "inception_n",
-                 "inception_weights", "steps", "images", "seconds", "metrics")
+                 "inception_weights", "steps", "images", "seconds", "metrics", "matmul", "cuda_graphs")
 
 
 def add_config_arguments(p, config_flags: tuple[str, ...] = ("--config",)) -> None:
@@ -56,6 +56,11 @@ def add_config_arguments(p, config_flags: tuple[str, ...] = ("--config",)) -> No
     p.add_argument("--seeds", type=int_list, help="comma-separated seeds (default: 0)")
     p.add_argument("--out", help="output directory for run folders (default: runs)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--matmul", choices=MATMUL_PRECISIONS,
+                   help="GPU matmul precision: float32 (default; comparable with CPU records) or tf32 (faster, "
+                        "part of the run's identity)")
+    p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", default=None,
+                   help="on a GPU, launch every packed step eagerly instead of replaying it as a CUDA graph")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
                    help="a Python file registering extra methods (repeatable)")
     p.add_argument("--batch-size", type=int, help="(default: 64)")

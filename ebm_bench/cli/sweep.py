@@ -21,7 +21,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--dry-run", action="store_true", help="check every run's config, print the runs and exit")
     p.add_argument("--name", help="sweep name for its summary and plots (default: the config file's or 'sweep')")
     p.add_argument("--executor", choices=("local", "ray"), default="local")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: in this process)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: in this process); on one GPU start "
+                        "MPS first (nvidia-cuda-mps-control -d), or the processes take turns on it")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs per run")
     p.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray GPUs per run (fractions share a GPU)")

@@ -47,3 +47,13 @@ def test_committed_records_keep_their_run_ids(path):
 def test_one_value_parser():
     assert [parse_value(t) for t in ("3", "0.5", "1e-3", "true", "None", "adam")] == [3, 0.5, 1e-3, True, None,
                                                                                        "adam"]
+
+
+def test_tf32_is_a_different_run_and_cuda_graphs_is_only_how_one_trains():
+    default = resolved(10)
+    assert config_hash(default | {"matmul": "tf32"}) != config_hash(default)
+    assert config_hash(default | {"matmul": "float32"}) == config_hash({k: v for k, v in default.items()
+                                                                        if k != "matmul"})  # older records
+    assert config_hash(default | {"cuda_graphs": False}) == config_hash(default)
+    with pytest.raises(ConfigError, match="unknown matmul precision 'bf16'; use float32 or tf32"):
+        RunConfig(matmul="bf16").validate()

@@ -224,3 +224,11 @@ def test_the_summary_fits_80_columns_and_shows_the_headline_scores():
     assert all(name in header for name in ("I'", "classes", "FID-MNIST", "status"))
     row = next(line for line in lines if "ebgan-pt" in line)
     assert all(value in row for value in ("finished", "1.235", "10", "123.5"))
+
+
+def test_missing_inception_weights_fail_the_run_before_it_trains(mnist_root, tmp_path):
+    config = dataclasses.replace(small(mnist_root, tmp_path), inception_n=20, download=False,
+                                 inception_weights=str(tmp_path / "missing.pth"))
+    with pytest.raises(ConfigError, match="Inception weights not found at .*missing.pth"):
+        train_one(config)
+    assert not list(tmp_path.rglob("trajectory.csv"))  # not 2,000 steps first and the error after them
