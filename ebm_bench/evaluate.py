@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .device import set_matmul_precision
-from .metrics import METRICS, score_images_with_provenance
+from .metrics import METRICS, score_image_sets, score_images_with_provenance
 from .metrics.inception import resolve_weights_path
 from .files import SAMPLES, atomic_write_bytes
 from .train import EVAL_BATCH, Energies, PreparedRun
@@ -100,34 +100,79 @@ def check_ready(run: PreparedRun) -> None:
 
 def evaluate(run: PreparedRun) -> tuple[dict[str, Any], dict[str, Any]]:
     """(evaluation, provenance) of a trained run; writes its sample grid."""
-    cfg, device = run.config, run.device
-    set_matmul_precision(cfg.matmul)  # as the run trained
-    write_samples(run)
-    names = chosen_metrics(run)
+    return evaluate_runs([run])[0]
+
+
+def evaluate_runs(runs: list[PreparedRun]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """`evaluate` for several trained runs (a pack): runs that score the same metrics on the same number of
+    samples against the same reference share one classifier pass, and the reference's features are computed once.
+    Scores equal each run's `evaluate` within float32 round-off (the classifier sees other batch compositions)."""
+    out: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    sample_groups: dict[tuple, list[int]] = {}
+    for i, run in enumerate(runs):
+        set_matmul_precision(run.config.matmul)  # as the run trained
+        write_samples(run)
+        by_need = _by_need(run)
+        evaluation: dict[str, Any] = {}
+        if by_need.get("energies"):
+            evaluation |= _energy_scores(run, by_need["energies"])
+        out.append((evaluation, {}))
+        if _sample_metrics(by_need):
+            sample_groups.setdefault(_sharing_key(run, by_need), []).append(i)
+    for members in sample_groups.values():
+        first = runs[members[0]]
+        names, cfg = _sample_metrics(_by_need(first)), first.config
+        set_matmul_precision(cfg.matmul)
+        sets = [sample(runs[i].generator, cfg.eval_n, cfg.z_dim, SAMPLE_SEED + 2, runs[i].device) for i in members]
+        scored = score_image_sets(sets, names, _reference(first), device=first.device,
+                                  data_root=first.resolved["data_root"])
+        for i, (scores, provenance) in zip(members, scored):
+            out[i][0].update(scores | {"n": cfg.eval_n})
+            out[i][1].update(provenance)
+    for run, (evaluation, provenance) in zip(runs, out):
+        if names := _by_need(run).get("inception"):
+            set_matmul_precision(run.config.matmul)
+            evaluation_part, record = _inception_scores(run, names)
+            evaluation |= evaluation_part
+            provenance |= {k: v for k, v in record.items() if v is not None and k not in ("n", "classifier_sha256")}
+    return out
+
+
+def _by_need(run: PreparedRun) -> dict[str, list[str]]:
     by_need: dict[str, list[str]] = {}
-    for name in names:
+    for name in chosen_metrics(run):
         by_need.setdefault(METRICS[name].needs, []).append(name)
-    evaluation: dict[str, Any] = {}
-    provenance: dict[str, Any] = {}
-    reference = run.spec.reference if run.spec.reference != "holdout" else run.data.holdout
-    data_root = run.resolved["data_root"]
-    if by_need.get("energies"):
-        real = energies(run, run.data.holdout)
-        fake = energies(run, sample(run.generator, min(N_EVAL_FAKE, len(run.data.holdout)), cfg.z_dim,
-                                    SAMPLE_SEED + 1, device))
-        scores, _ = score_images_with_provenance(None, by_need["energies"], None, device=device,
-                                                 energy_real=real, energy_fake=fake)
-        evaluation |= scores | {"n_heldout": len(real), "n_generated": len(fake)}
-    sample_metrics = by_need.get("classifier", []) + by_need.get("samples", [])
-    if sample_metrics:
-        samples = sample(run.generator, cfg.eval_n, cfg.z_dim, SAMPLE_SEED + 2, device)
-        scores, provenance = score_images_with_provenance(samples, sample_metrics, reference, device=device,
-                                                          data_root=data_root)
-        evaluation |= scores | {"n": len(samples)}
-    if by_need.get("inception"):
-        samples = sample(run.generator, cfg.inception_n, cfg.z_dim, SAMPLE_SEED + 3, device)
-        scores, record = score_images_with_provenance(samples, by_need["inception"], reference, device=device,
-                                                      data_root=data_root, inception_weights=cfg.inception_weights)
-        evaluation |= scores | {"inception_n": len(samples)}
-        provenance |= {k: v for k, v in record.items() if v is not None and k not in ("n", "classifier_sha256")}
-    return evaluation, provenance
+    return by_need
+
+
+def _sample_metrics(by_need: dict[str, list[str]]) -> list[str]:
+    return by_need.get("classifier", []) + by_need.get("samples", [])
+
+
+def _reference(run: PreparedRun):
+    return run.spec.reference if run.spec.reference != "holdout" else run.data.holdout
+
+
+def _sharing_key(run: PreparedRun, by_need: dict[str, list[str]]) -> tuple:
+    reference = _reference(run)  # a named set, or the held-out tensor itself (one object when runs share data)
+    return (tuple(_sample_metrics(by_need)), run.config.eval_n, run.config.z_dim, str(run.device),
+            run.config.matmul, run.resolved["data_root"], reference if isinstance(reference, str) else id(reference))
+
+
+def _energy_scores(run: PreparedRun, names: list[str]) -> dict[str, Any]:
+    cfg = run.config
+    real = energies(run, run.data.holdout)
+    fake = energies(run, sample(run.generator, min(N_EVAL_FAKE, len(run.data.holdout)), cfg.z_dim,
+                                SAMPLE_SEED + 1, run.device))
+    scores, _ = score_images_with_provenance(None, names, None, device=run.device, energy_real=real,
+                                             energy_fake=fake)
+    return scores | {"n_heldout": len(real), "n_generated": len(fake)}
+
+
+def _inception_scores(run: PreparedRun, names: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    cfg = run.config
+    samples = sample(run.generator, cfg.inception_n, cfg.z_dim, SAMPLE_SEED + 3, run.device)
+    scores, record = score_images_with_provenance(samples, names, _reference(run), device=run.device,
+                                                  data_root=run.resolved["data_root"],
+                                                  inception_weights=cfg.inception_weights)
+    return scores | {"inception_n": len(samples)}, record

@@ -20,6 +20,7 @@ SCHEMA_VERSION = 1  # of result.json; a record of another version is refused wit
 # The files of a run folder
 CONFIG, MANIFEST, TRAJECTORY, SAMPLES, CHECKPOINT, RESULT = (
     "config.json", "manifest.json", "trajectory.csv", "samples.png", "checkpoint.pt", "result.json")
+EVALUATION = "evaluation.csv"  # quality over training (--eval-every): one row per evaluation step
 LOCK = ".lock"  # held (flock) by the process writing the run; holds its pid
 
 

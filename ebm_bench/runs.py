@@ -33,7 +33,7 @@ import torch
 
 from .config import RunConfig
 from .errors import ConfigError, EbmBenchError
-from .evaluate import check_ready, evaluate
+from .evaluate import check_ready, evaluate_runs
 from .files import (
     CHECKPOINT,
     CONFIG,
@@ -195,11 +195,17 @@ def train_one(config: RunConfig, restart: bool = False, on_log: Callable[[dict],
 
 
 def _evaluated(run: PreparedRun, result: RunResult) -> RunResult:
-    if result.status != "diverged":
-        result.evaluation, result.evaluation_provenance = evaluate(run)
-        result.status = "finished"
-        write_json(run.run_dir / RESULT, dataclasses.asdict(result))
-    return result
+    return _evaluated_all([run], [result])[0]
+
+
+def _evaluated_all(runs: list[PreparedRun], results: list[RunResult]) -> list[RunResult]:
+    """Evaluate the runs that did not diverge, together (one classifier pass for a pack), and record them."""
+    alive = [k for k, result in enumerate(results) if result.status != "diverged"]
+    for k, (evaluation, provenance) in zip(alive, evaluate_runs([runs[k] for k in alive])):
+        results[k].evaluation, results[k].evaluation_provenance = evaluation, provenance
+        results[k].status = "finished"
+        write_json(runs[k].run_dir / RESULT, dataclasses.asdict(results[k]))
+    return results
 
 
 # progress(i) -> (on_log, on_start) for configs[i]
@@ -260,8 +266,8 @@ def train_pack(configs: list[RunConfig], restart: bool = False, progress: Progre
             else:
                 trained = PackedTrainer(members, on_log=[c[0] for c in callbacks],
                                         on_start=[c[1] for c in callbacks]).train()
-            for i, run, result in zip(group, members, trained):
-                results[i] = _evaluated(run, result)
+            for i, result in zip(group, _evaluated_all(members, trained)):
+                results[i] = result
     return results  # type: ignore[return-value]
 
 

@@ -7,6 +7,7 @@ a function of `MetricInputs`; evaluation, leaderboards and `compare` pick it up 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -48,7 +49,8 @@ from .inception import (
     to_uint8_rgb,
     weights_sha256,
 )
-from .inputs import MetricInputs
+from .inputs import MetricInputs, SharedClassifierPass
+from .prdc import DEFAULT_K as PRDC_K, PRDC_METRIC_OBJECTS as _PRDC, density_coverage, knn_radii, precision_recall, prdc
 from .reference import MNIST_REFERENCES, Reference
 
 
@@ -63,8 +65,8 @@ def _check(name: str, metric: Any) -> Metric:
 
 
 METRICS: Registry[Metric] = Registry("metric", _check, lambda name, loaded: loaded if isinstance(loaded, Metric)
-                                     else None, {m.name: m for m in (*_CLASSIFIER, *_INCEPTION, *_ENERGY)})
-CLASSIFIER_METRICS = tuple(m.name for m in _CLASSIFIER)
+                                     else None, {m.name: m for m in (*_CLASSIFIER, *_PRDC, *_INCEPTION, *_ENERGY)})
+CLASSIFIER_METRICS = tuple(m.name for m in (*_CLASSIFIER, *_PRDC))
 INCEPTION_METRIC_NAMES = tuple(m.name for m in _INCEPTION)
 ENERGY_METRIC_NAMES = tuple(m.name for m in _ENERGY)
 
@@ -83,7 +85,8 @@ def register_metric(name: str, direction: str | None, needs: str, description: s
 __all__ = [
     "METRICS", "Metric", "MetricInputs", "NEEDS", "CLASSIFIER_METRICS", "INCEPTION_METRIC_NAMES",
     "ENERGY_METRIC_NAMES", "MNIST_REFERENCES", "Reference", "parse_metric_names", "register_metric",
-    "score_images", "score_images_with_provenance", "provenance", "resolve_device",
+    "score_images", "score_images_with_provenance", "score_image_sets", "provenance", "resolve_device",
+    "PRDC_K", "prdc", "precision_recall", "density_coverage", "knn_radii",
     "i_prime", "mnist_is", "classes_covered", "class_kl", "frechet_distance", "feature_statistics", "fid_mnist",
     "DEFAULT_MIN_SHARE", "inception_metrics", "InceptionReference", "reference_cache_key", "resolve_weights_path", "to_uint8_rgb",
     "weights_sha256",
@@ -124,24 +127,64 @@ def score_images_with_provenance(images: torch.Tensor | None, metrics, reference
                                  ) -> tuple[dict[str, float], dict]:
     """(scores, provenance): `score_images` plus what a run record must store next to the numbers.
 
-    Energy metrics read `energy_real` and `energy_fake`; every other metric reads `images`.
+    Energy metrics read `energy_real` and `energy_fake`; every other metric reads `images`. `reference` may also
+    be a Reference built earlier (its classifier features are then computed once for all the calls that share it).
     """
     names = parse_metric_names(metrics)
-    device = resolve_device(device)
     if images is not None:
         images = _select(_check_generated(images), n)
-    build = (lambda: Reference.build(reference, images, data_root)) if images is not None and reference is not None \
-        else None
+    build = _reference_builder(reference, images, data_root)
+    inputs = MetricInputs(images, build, resolve_device(device), energy_real, energy_fake, inception_weights,
+                          _inception_names(names), cache_dir)
+    return _score(inputs, names)
+
+
+def score_image_sets(image_sets: list[torch.Tensor], metrics, reference: str | torch.Tensor | Reference =
+                     "mnist-test", device: str | torch.device = "cpu", inception_weights=None, data_root=None,
+                     cache_dir=None) -> list[tuple[dict[str, float], dict]]:
+    """`score_images_with_provenance` for several sets of generated images of one shape and size (the runs of a
+    pack): one classifier pass over all of them, and one reference (its features and radii computed once)."""
+    names = parse_metric_names(metrics)
+    image_sets = [_check_generated(images) for images in image_sets]
+    shapes = {tuple(images.shape) for images in image_sets}
+    if len(shapes) != 1:
+        raise ConfigError(f"score_image_sets scores sets of one shape and size, got {sorted(shapes)}; score "
+                          "sets of other sizes in separate calls")
+    device = resolve_device(device)
+    build = _reference_builder(reference, image_sets[0], data_root)
+    shared_reference = functools.cache(build) if build is not None else None
+    shared = SharedClassifierPass(image_sets)
+    return [_score(MetricInputs(images, shared_reference, device, None, None, inception_weights,
+                                _inception_names(names), cache_dir, shared=shared, member=k), names)
+            for k, images in enumerate(image_sets)]
+
+
+def _reference_builder(reference, images: torch.Tensor | None, data_root):
+    if images is None or reference is None:
+        return None
+    if isinstance(reference, Reference):
+        return lambda: reference
+    return lambda: Reference.build(reference, images, data_root)
+
+
+def _inception_names(names: list[str]) -> tuple[str, ...]:
     wanted = METRICS.all()
-    inputs = MetricInputs(images, build, device, energy_real, energy_fake, inception_weights,
-                          tuple(name for name in names if wanted[name].needs == "inception"), cache_dir)
+    return tuple(name for name in names if wanted[name].needs == "inception")
+
+
+def _score(inputs: MetricInputs, names: list[str]) -> tuple[dict[str, float], dict]:
+    wanted = METRICS.all()
     scores = {name: float(wanted[name].compute(inputs)) for name in names}
+    images = inputs._samples
     ref = inputs.reference if "reference" in inputs.used else None
     record = provenance(len(images) if images is not None else 0,
                         inception_weights=inputs.inception_weights if "inception" in inputs.used else None,
                         classifier="classifier" in inputs.used,
                         reference=ref.name if ref else None, n_reference=ref.n if ref else None,
                         image_shape=tuple(images.shape[1:]) if images is not None else None)
+    if any(name in ("precision", "recall", "density", "coverage") or name.startswith("inception_")
+           for name in names):
+        record["prdc_k"] = PRDC_K
     return scores, record
 
 

@@ -48,12 +48,21 @@ GENUINE_WEIGHTS_URL = (
 GENUINE_WEIGHTS_HASH_PREFIX = "6726825d"
 KID_SUBSET_SIZE = 1000  # torch-fidelity's default; lowered to N when fewer images are scored
 DEFAULT_BATCH_SIZE = 50
-INCEPTION_METRICS = ("is", "fid", "kid")
+PRDC_K = 5  # nearest neighbours for precision/recall/density/coverage (metrics/prdc.py)
+# Names this module computes; a _std is the spread over IS's splits or KID's subsets, as torch-fidelity reports it
+INCEPTION_METRICS = ("is", "is_std", "fid", "kid", "kid_std", "inception_precision", "inception_recall",
+                     "inception_density", "inception_coverage")
 _FIDELITY_KEYS = {
     "is": "inception_score_mean",
+    "is_std": "inception_score_std",
     "fid": "frechet_inception_distance",
     "kid": "kernel_inception_distance_mean",
+    "kid_std": "kernel_inception_distance_std",
+    "inception_precision": "precision",
+    "inception_recall": "recall",
 }
+BINARY_INCEPTION_METRICS = ("fid", "kid", "kid_std", "inception_precision", "inception_recall",
+                            "inception_density", "inception_coverage")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -200,26 +209,32 @@ def inception_metrics(images: torch.Tensor, metrics: tuple[str, ...] | list[str]
                       device: str | torch.device = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
                       cache_dir: str | Path | None = None, kid_subset_size: int | None = None,
                       verbose: bool = False) -> dict[str, float]:
-    """Any of "is", "fid", "kid" for float images in [-1, 1], through one torch-fidelity call.
+    """Any of INCEPTION_METRICS for float images in [-1, 1], through one torch-fidelity call.
 
-    FID and KID compare against `reference` (its statistics cached, see the module docstring). KID uses subsets
-    of min(1000, N, N_reference) images, torch-fidelity's 100 subsets; IS uses its 10 splits (N >= 10).
-    Returns the means (IS and KID also have standard deviations in torch-fidelity; they are not reported).
+    FID, KID and precision/recall compare against `reference` (its features cached, see the module docstring).
+    KID uses subsets of min(1000, N, N_reference) images, torch-fidelity's 100 subsets; IS uses its 10 splits
+    (N >= 10); `is_std` and `kid_std` are torch-fidelity's spreads over those. Precision and recall use k =
+    PRDC_K neighbours; density and coverage read the same pool3 features through torch-fidelity's feature cache
+    and are computed by metrics/prdc.py.
     """
     metrics = tuple(metrics)
     unknown = [name for name in metrics if name not in INCEPTION_METRICS]
     if unknown or not metrics:
         raise ConfigError(f"unknown Inception metric(s) {unknown}; known: {', '.join(INCEPTION_METRICS)}")
-    needs_reference = any(name in ("fid", "kid") for name in metrics)
+    needs_reference = any(name in BINARY_INCEPTION_METRICS for name in metrics)
     if needs_reference and reference is None:
-        raise ConfigError("FID and KID need a reference image set")
+        raise ConfigError("FID, KID and precision/recall/density/coverage need a reference image set")
     generated = to_uint8_rgb(images)
-    if "is" in metrics and len(generated) < 10:
+    if {"is", "is_std"} & set(metrics) and len(generated) < 10:
         raise ConfigError(f"the Inception Score uses 10 splits and needs at least 10 images, got {len(generated)}")
     weights = resolve_weights_path(weights_path)
     kwargs = dict(
         input1=Uint8Images(lambda: generated),
-        isc="is" in metrics, fid="fid" in metrics, kid="kid" in metrics,
+        isc=bool({"is", "is_std"} & set(metrics)), fid="fid" in metrics, kid=bool({"kid", "kid_std"} & set(metrics)),
+        prc=bool({"inception_precision", "inception_recall"} & set(metrics)), prc_neighborhood=PRDC_K,
+        # torch-fidelity's precision/recall default to VGG-16 features (Kynkaanniemi et al.'s choice); here all
+        # Inception metrics share one network and its pool3 layer, the one FID reads
+        feature_extractor="inception-v3-compat", feature_layer_prc="2048",
         feature_extractor_weights_path=str(weights),
         cuda=torch.device(device).type == "cuda",
         batch_size=batch_size,
@@ -233,8 +248,25 @@ def inception_metrics(images: torch.Tensor, metrics: tuple[str, ...] | list[str]
     import torch_fidelity
 
     with _full_float32():
-        result = torch_fidelity.calculate_metrics(**kwargs)
-    return {name: float(result[_FIDELITY_KEYS[name]]) for name in metrics}
+        result = {}
+        if any(name in _FIDELITY_KEYS for name in metrics):
+            result = torch_fidelity.calculate_metrics(**kwargs)
+        if {"inception_density", "inception_coverage"} & set(metrics):
+            result |= _density_coverage(kwargs)
+    return {name: float(result[_FIDELITY_KEYS.get(name, name)]) for name in metrics}
+
+
+def _density_coverage(kwargs: dict) -> dict[str, float]:
+    """Density and coverage on the pool3 features torch-fidelity extracts (the reference's from its cache)."""
+    from torch_fidelity.utils import create_feature_extractor, extract_featuresdict_from_input_id_cached
+
+    from .prdc import density_coverage
+
+    extractor = create_feature_extractor("inception-v3-compat", ["2048"], **kwargs)
+    generated = extract_featuresdict_from_input_id_cached(1, extractor, **kwargs)["2048"]
+    real = extract_featuresdict_from_input_id_cached(2, extractor, **kwargs)["2048"]
+    density, coverage = density_coverage(generated.cpu(), real.cpu(), PRDC_K)
+    return {"inception_density": density, "inception_coverage": coverage}
 
 
 def _reference_kwargs(reference: InceptionReference, weights: Path, cache_dir: str | Path | None) -> dict:
@@ -274,4 +306,11 @@ INCEPTION_METRIC_OBJECTS = (
            "Frechet Inception Distance to the reference, torch-fidelity"),
     Metric("kid", "lower", "inception", lambda inputs: inputs.inception("kid"),
            "Kernel Inception Distance to the reference (mean of subsets), torch-fidelity"),
+    Metric("is_std", None, "inception", lambda inputs: inputs.inception("is_std"),
+           "standard deviation of the Inception Score over its 10 splits, torch-fidelity"),
+    Metric("kid_std", None, "inception", lambda inputs: inputs.inception("kid_std"),
+           "standard deviation of KID over its subsets, torch-fidelity"),
+    *(Metric(f"inception_{name}", "higher", "inception", lambda inputs, name=name: inputs.inception(
+        f"inception_{name}"), f"{name} (k={PRDC_K}) on Inception pool3 features") for name in
+      ("precision", "recall", "density", "coverage")),
 )

@@ -13,17 +13,51 @@ import torch
 from ebm_bench.errors import ConfigError
 
 from .classifier import classifier_features, classifier_log_probs, load_classifier
-from .inception import inception_metrics, resolve_weights_path
+from .inception import BINARY_INCEPTION_METRICS, inception_metrics, resolve_weights_path
+from .prdc import DEFAULT_K, knn_radii, prdc
+
+
+class SharedClassifierPass:
+    """The classifier outputs of several sample sets (the runs of a pack), computed in one pass over all of them
+    when the first set asks."""
+
+    def __init__(self, sets: list[torch.Tensor], batch_size: int = 1000):
+        self.sets, self.batch_size = sets, batch_size
+        self._outputs: dict[str, list[torch.Tensor]] = {}
+
+    def outputs(self, kind: str, classifier) -> list[torch.Tensor]:
+        """"log_probs" or "features" of every set, in order."""
+        if kind not in self._outputs:
+            compute = classifier_log_probs if kind == "log_probs" else classifier_features
+            # whole batches across set boundaries, so K small sets cost as few calls as one large one
+            rows = torch.cat([compute(batch, classifier, self.batch_size) for batch in self._batches()])
+            self._outputs[kind] = list(rows.split([len(images) for images in self.sets]))
+        return self._outputs[kind]
+
+    def _batches(self):
+        pending, count = [], 0
+        for images in self.sets:
+            for chunk in images.split(self.batch_size):
+                pending.append(chunk)
+                count += len(chunk)
+                if count >= self.batch_size:
+                    yield torch.cat(pending)
+                    pending, count = [], 0
+        if pending:
+            yield torch.cat(pending)
 
 
 class MetricInputs:
     """The inputs of one scoring pass. `samples` are float images in [-1, 1]; `reference` is a Reference (or
-    None when no metric needs one); energies are 1-D tensors."""
+    None when no metric needs one); energies are 1-D tensors. With `shared` (and `member`, this set's index in
+    it), classifier outputs come from a pass shared with other sets."""
 
     def __init__(self, samples: torch.Tensor | None = None, reference=None, device: torch.device | str = "cpu",
                  energy_real: torch.Tensor | None = None, energy_fake: torch.Tensor | None = None,
-                 inception_weights=None, inception_names: tuple[str, ...] = (), cache_dir=None):
+                 inception_weights=None, inception_names: tuple[str, ...] = (), cache_dir=None,
+                 shared: SharedClassifierPass | None = None, member: int = 0):
         self._samples, self._reference = samples, reference
+        self._shared, self._member = shared, member
         self.device = torch.device(device)
         self._energy_real, self._energy_fake = energy_real, energy_fake
         self.inception_weights, self.inception_names, self.cache_dir = inception_weights, inception_names, cache_dir
@@ -66,20 +100,35 @@ class MetricInputs:
 
     @functools.cached_property
     def classifier_log_probs(self) -> torch.Tensor:
+        if self._shared is not None:
+            return self._shared.outputs("log_probs", self.classifier)[self._member]
         return classifier_log_probs(self.samples, self.classifier)
 
     @functools.cached_property
     def classifier_features(self) -> torch.Tensor:
+        if self._shared is not None:
+            return self._shared.outputs("features", self.classifier)[self._member]
         return classifier_features(self.samples, self.classifier)
 
     @functools.cached_property
     def reference_classifier_features(self) -> torch.Tensor:
-        return classifier_features(self.reference.float_images(), self.classifier)
+        # kept on the Reference: every set scored against it (a pack, or a run's evaluations over training)
+        # shares one pass over the reference images
+        return self.reference.derived("classifier_features", lambda: classifier_features(
+            self.reference.float_images(), self.classifier))
+
+    @functools.cached_property
+    def classifier_prdc(self) -> dict[str, float]:
+        """Precision, recall, density and coverage on the classifier's features (k = DEFAULT_K)."""
+        real = self.reference_classifier_features
+        radii = (self.reference.derived(f"classifier_radii_k{DEFAULT_K}", lambda: knn_radii(real, DEFAULT_K))
+                 if self._reference is not None else None)
+        return prdc(self.classifier_features, real, DEFAULT_K, radii)
 
     @functools.cached_property
     def _inception_scores(self) -> dict[str, float]:
         names = self.inception_names
-        reference = self.reference.inception() if any(name in ("fid", "kid") for name in names) else None
+        reference = self.reference.inception() if any(name in BINARY_INCEPTION_METRICS for name in names) else None
         self.inception_weights = resolve_weights_path(self.inception_weights)
         self.used.add("inception")
         return inception_metrics(self.samples, names, reference, self.inception_weights, self.device,

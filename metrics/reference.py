@@ -24,6 +24,13 @@ class Reference:
     def __init__(self, name: str, dataset: str, split: str, load, n: int, image_shape: tuple[int, ...]):
         self.name, self.dataset, self.split, self._load = name, dataset, split, load
         self.n, self.image_shape = n, image_shape
+        self._derived: dict[str, torch.Tensor] = {}
+
+    def derived(self, key: str, compute):
+        """A quantity computed from the reference images (their classifier features, say), computed once."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     @classmethod
     def build(cls, reference, images: torch.Tensor, data_root) -> "Reference":

@@ -238,3 +238,32 @@ def test_a_graph_replayed_pack_trains_as_the_eagerly_launched_one(mnist_root, tm
 def test_magan_keeps_its_python_state_and_is_never_replayed(mnist_root, tmp_path):
     configs = [dataclasses.replace(c, device="cuda", inception_n=0) for c in two_runs(mnist_root, tmp_path, "magan")]
     assert PackedTrainer([prepare(c) for c in configs]).graphs is None
+
+
+def test_a_pack_is_evaluated_in_one_classifier_pass_with_the_scores_of_solo_evaluation(mnist_root, tmp_path,
+                                                                                      monkeypatch):
+    from ebm_bench import evaluate as evaluation
+    from ebm_bench.metrics import inputs
+
+    configs = [dataclasses.replace(base(mnist_root, tmp_path, steps=10, eval_n=300), seed=seed) for seed in (0, 1, 2)]
+    train_pack(configs)
+    runs = [prepare(config) for config in configs]
+    for run in runs:  # the trained weights, as the pack left them
+        state = torch.load(run.run_dir / "checkpoint.pt", weights_only=False)
+        run.generator.load_state_dict(state["generator"])
+        run.discriminator.load_state_dict(state["discriminator"])
+    seen = []
+    counting = inputs.classifier_features
+
+    def count(images, *args, **kwargs):
+        seen.append(len(images))
+        return counting(images, *args, **kwargs)
+
+    monkeypatch.setattr(inputs, "classifier_features", count)
+    together = evaluation.evaluate_runs(runs)
+    # 3 x 300 samples in batches of 1000 (one pass), then the 300 reference images once, not three times
+    assert sorted(seen) == [300, 900]
+    for run, (scores, provenance) in zip(runs, together):
+        alone, alone_provenance = evaluation.evaluate(run)
+        assert scores.keys() == alone.keys() and provenance == alone_provenance
+        assert scores == pytest.approx(alone, rel=1e-6, abs=1e-9)

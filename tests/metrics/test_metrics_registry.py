@@ -17,14 +17,17 @@ from ebm_bench.metrics import (
 
 
 def test_registry_names_and_directions():
+    prdc = {"precision", "recall", "density", "coverage"}
+    inception_prdc = {f"inception_{name}" for name in prdc}
     assert set(METRICS) == {"i_prime", "mnist_is", "classes_covered", "class_kl", "fid_mnist", "is", "fid", "kid",
-                            "energy_auroc", "energy_heldout_mean", "energy_generated_mean"}
+                            "is_std", "kid_std", "energy_auroc", "energy_heldout_mean", "energy_generated_mean",
+                            *prdc, *inception_prdc}
     higher = {name for name, info in METRICS.items() if info.direction == "higher"}
     lower = {name for name, info in METRICS.items() if info.direction == "lower"}
-    assert higher == {"i_prime", "mnist_is", "classes_covered", "is"}
+    assert higher == {"i_prime", "mnist_is", "classes_covered", "is", *prdc, *inception_prdc}
     assert lower == {"class_kl", "fid_mnist", "fid", "kid"}
-    assert {name for name, m in METRICS.items() if m.direction is None} == {
-        "energy_auroc", "energy_heldout_mean", "energy_generated_mean"}  # diagnostics: no better side
+    assert {name for name, m in METRICS.items() if m.direction is None} == {  # no better side
+        "energy_auroc", "energy_heldout_mean", "energy_generated_mean", "is_std", "kid_std"}
     direction, description = METRICS["fid"]  # unpacks as (direction, description)
     assert direction == "lower" and description
 
