@@ -132,6 +132,8 @@ class RunConfig:
     inception_n: int | None = None  # ... by Inception IS/FID/KID; None: 10000 on a GPU, off (0) on a CPU
     inception_weights: str | None = None  # None: $EBM_BENCH_INCEPTION_WEIGHTS, else torch-fidelity's download
     metrics: list[str] | None = None  # scored at the end; None: every registered metric the run can supply
+    eval_every: int = 0  # steps between scores over training (evaluation.csv); 0: only at the end
+    eval_every_n: int = 2000  # samples scored at each of those (cheap classifier metrics)
     matmul: str = "float32"  # GPU matmul/conv precision: float32 (records comparable with CPU) or tf32 (faster)
     cuda_graphs: bool = True  # on a GPU, replay a packed step as a CUDA graph (methods that allow it)
 
@@ -142,6 +144,9 @@ class RunConfig:
         self.mlp.validate()
         if self.eval_n < 0 or (self.inception_n or 0) < 0:
             raise ConfigError("eval_n and inception_n must be >= 0 (0 switches that evaluation off)")
+        if self.eval_every < 0 or self.eval_every_n < 10:
+            raise ConfigError(f"eval_every must be >= 0 (0: off) and eval_every_n >= 10, got {self.eval_every} and "
+                              f"{self.eval_every_n}")
         for name in ("batch_size", "log_every", "checkpoint_every", "n_samples", "z_dim"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -169,7 +174,7 @@ class RunConfig:
 _NOT_IDENTITY = ("out", "data_root", "download", "log_every", "checkpoint_every", "inception_weights", "cuda_graphs")
 # Fields added after the first records were written: left out of the identity at their default, so that committed
 # records keep their run ids.
-_ADDED_LATER: dict[str, Any] = {"metrics": None, "matmul": "float32"}
+_ADDED_LATER: dict[str, Any] = {"metrics": None, "matmul": "float32", "eval_every": 0, "eval_every_n": 2000}
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

@@ -17,19 +17,30 @@ from __future__ import annotations
 
 import contextlib
 import io
+import time
+from pathlib import Path
 from typing import Any, Iterator
+
+import pandas as pd
 
 import torch
 from torch import nn
 
 from .device import set_matmul_precision
-from .metrics import METRICS, score_image_sets, score_images_with_provenance
+from .errors import ConfigError
+from .metrics import METRICS, Reference, auroc, score_image_sets, score_images_with_provenance
 from .metrics.inception import resolve_weights_path
-from .files import SAMPLES, atomic_write_bytes
+from .files import EVALUATION, SAMPLES, atomic_write_bytes
 from .train import EVAL_BATCH, Energies, PreparedRun
+from .trajectory import TrajectoryWriter
 
 SAMPLE_SEED = 2016  # the sample grid uses the same z for every run, so grids compare across methods and seeds
 N_EVAL_FAKE = 5000  # generated samples for the end-of-run energy diagnostics
+QUALITY_SEED = SAMPLE_SEED + 4  # the noise of the evaluations over training: the same for every run
+QUALITY_METRICS = ("i_prime", "classes_covered", "fid_mnist", "precision", "recall")  # cheap: classifier only
+QUALITY_COLUMNS = ["step", "wall_s", "eval_s", "n", *QUALITY_METRICS, "energy_heldout", "energy_generated",
+                   "energy_auroc"]
+NEAR_BEST = 0.1  # an evaluation within 10% of the run's best counts as near it (the stability share)
 
 
 @torch.no_grad()
@@ -176,3 +187,83 @@ def _inception_scores(run: PreparedRun, names: list[str]) -> tuple[dict[str, Any
                                                   data_root=run.resolved["data_root"],
                                                   inception_weights=cfg.inception_weights)
     return scores | {"inception_n": len(samples)}, record
+
+
+# -- quality over training ---------------------------------------------------------------------------------------
+class QualityLog:
+    """Scores over training (`eval_every`): every N steps, `eval_every_n` samples from fixed noise, the same for
+    every run, scored with the cheap classifier metrics, and D's mean energy of held-out real and of generated
+    images with their AUROC; one row per evaluation in each run's evaluation.csv.
+
+    A trainer calls it between steps (the host syncs here, never inside a step) and before a checkpoint, so a
+    resumed run evaluates again what its killed predecessor evaluated after its last checkpoint: the first call
+    drops rows from that step on. A pack's runs share one classifier pass and one reference."""
+
+    def __init__(self, runs: list[PreparedRun]):
+        self.runs, cfg = runs, runs[0].config
+        self.n = cfg.eval_every_n
+        self.metrics = list(QUALITY_METRICS) if runs[0].spec.classifier else []
+        self.energy = len(runs[0].data.holdout) >= cfg.batch_size
+        if not self.metrics and not self.energy:
+            raise ConfigError(f"--eval-every needs the MNIST classifier (dataset {cfg.dataset} has none) or a held-out "
+                              f"set of at least one batch (--holdout >= {cfg.batch_size})")
+        self.writers = [TrajectoryWriter(run.run_dir / EVALUATION, QUALITY_COLUMNS) for run in runs]
+        self.started = False
+        self.reference: Reference | None = None
+        self.noise = torch.randn(self.n, cfg.z_dim, generator=torch.Generator().manual_seed(QUALITY_SEED))
+
+    def __call__(self, step: int, wall_s: float, members: list[int]) -> None:
+        began = time.perf_counter()
+        if not self.started:
+            for writer in self.writers:
+                writer.start(resume_after_step=step - 1)
+            self.started = True
+        runs = [self.runs[k] for k in members]
+        samples = [self._sample(run) for run in runs]
+        rows = [{"step": step, "wall_s": round(wall_s, 3), "n": self.n} for _ in runs]
+        if self.metrics:
+            first = runs[0]
+            if self.reference is None:
+                reference = _reference(first)
+                self.reference = Reference.build(reference, samples[0], first.resolved["data_root"])
+            scored = score_image_sets(samples, self.metrics, self.reference, device=first.device,
+                                      data_root=first.resolved["data_root"])
+            for row, (scores, _) in zip(rows, scored):
+                row.update(scores)
+        if self.energy:
+            for run, images, row in zip(runs, samples, rows):
+                real, fake = energies(run, run.data.holdout[:self.n]), energies(run, images)
+                row |= {"energy_heldout": real.double().mean().item(), "energy_generated": fake.double().mean().item(),
+                        "energy_auroc": auroc(real, fake)}
+        cost = round(time.perf_counter() - began, 3)
+        for k, row in zip(members, rows):
+            self.writers[k].append(row | {"eval_s": cost / len(members)})
+
+    @torch.no_grad()
+    def _sample(self, run: PreparedRun) -> torch.Tensor:
+        was_training = run.generator.training
+        run.generator.eval()
+        images = torch.cat([run.generator(chunk.to(run.device)) for chunk in self.noise.split(EVAL_BATCH)])
+        run.generator.train(was_training)
+        return images
+
+
+def quality_summary(run_dir: str | Path) -> dict[str, dict[str, float]]:
+    """Per metric of a run's evaluation.csv: the best score and its step, the final score, the drop from best to
+    final (>= 0; in the metric's bad direction), and the share of evaluations within 10% of the best."""
+    path = Path(run_dir) / EVALUATION
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path)
+    summary = {}
+    for name in QUALITY_METRICS:
+        if name not in table or table[name].isna().all():
+            continue
+        values = table[["step", name]].dropna()
+        lower = METRICS[name].direction == "lower"
+        best_at = values[name].idxmin() if lower else values[name].idxmax()
+        best, final = float(values[name][best_at]), float(values[name].iloc[-1])
+        near = (values[name] - best).abs() <= NEAR_BEST * abs(best)
+        summary[name] = {"best": best, "best_step": int(values["step"][best_at]), "final": final,
+                         "drop": (final - best) if lower else (best - final), "near_best_share": float(near.mean())}
+    return summary

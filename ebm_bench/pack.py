@@ -298,12 +298,14 @@ class PackedTrainer:
 
     def __init__(self, runs: list[PreparedRun],
                  on_log: list[Callable[[dict[str, float]], None] | None] | None = None,
-                 on_start: list[Callable[[RunStart], None] | None] | None = None):
+                 on_start: list[Callable[[RunStart], None] | None] | None = None,
+                 on_eval: Callable[[int, float, list[int]], None] | None = None):
         keys = {pack_key(run.config) for run in runs}
         if len(keys) != 1:
             raise ConfigError("these runs differ in more than seed, float method options, learning rates, betas and "
                               "dropout; they cannot train as one pack (a sweep groups them with --pack auto)")
         self.runs, self.K = runs, len(runs)
+        self.on_eval = on_eval  # (step, wall_s, live run indices): scores over training, all runs in one pass
         self.members = [Trainer(run, on_log=(on_log or [None] * self.K)[k], on_start=(on_start or [None] * self.K)[k])
                         for k, run in enumerate(runs)]
         self.cfg, self.device = runs[0].config, runs[0].device
@@ -561,7 +563,8 @@ class PackedTrainer:
             images += self.cfg.batch_size
             done = budget.exhausted(steps, images, wall_before + time.perf_counter() - started)
             logs, checkpoints = steps % log_every == 0 or done, steps % checkpoint_every == 0 or done
-            if not (logs or checkpoints):
+            evals = self.on_eval is not None and (steps % self.cfg.eval_every == 0 or done)
+            if not (logs or checkpoints or evals):
                 continue
             wall_s = wall_before + self.members[0]._elapsed(started)
             for k, member in enumerate(self.members):
@@ -580,8 +583,12 @@ class PackedTrainer:
                     rows.append((member, member._log_row()))
                 if member.result.status == "diverged":
                     self._freeze(k)
-            if checkpoints:
+            if evals or checkpoints:
                 self._sync_members()
+            if evals and any(self.alive):  # every live run in one pass; before the checkpoint, as solo
+                self.on_eval(steps, wall_s, [k for k in range(self.K) if self.alive[k]])
+                started, wall_before = time.perf_counter(), wall_s
+            if checkpoints:
                 for k, member in enumerate(self.members):
                     if self.alive[k]:
                         member._checkpoint()

@@ -33,7 +33,7 @@ import torch
 
 from .config import RunConfig
 from .errors import ConfigError, EbmBenchError
-from .evaluate import check_ready, evaluate_runs
+from .evaluate import QualityLog, check_ready, evaluate_runs, quality_summary
 from .files import (
     CHECKPOINT,
     CONFIG,
@@ -191,7 +191,11 @@ def train_one(config: RunConfig, restart: bool = False, on_log: Callable[[dict],
         elif (stored := existing_result(run.run_dir)) is not None:
             return stored  # another process ended it while this one prepared
         write_run_header(run)
-        return _evaluated(run, Trainer(run, on_log=on_log, on_start=on_start).train())
+        return _evaluated(run, Trainer(run, on_log=on_log, on_start=on_start, on_eval=_quality_log([run])).train())
+
+
+def _quality_log(runs: list[PreparedRun]) -> QualityLog | None:
+    return QualityLog(runs) if runs[0].config.eval_every else None
 
 
 def _evaluated(run: PreparedRun, result: RunResult) -> RunResult:
@@ -203,6 +207,7 @@ def _evaluated_all(runs: list[PreparedRun], results: list[RunResult]) -> list[Ru
     alive = [k for k, result in enumerate(results) if result.status != "diverged"]
     for k, (evaluation, provenance) in zip(alive, evaluate_runs([runs[k] for k in alive])):
         results[k].evaluation, results[k].evaluation_provenance = evaluation, provenance
+        results[k].quality = quality_summary(runs[k].run_dir)
         results[k].status = "finished"
         write_json(runs[k].run_dir / RESULT, dataclasses.asdict(results[k]))
     return results
@@ -262,10 +267,11 @@ def train_pack(configs: list[RunConfig], restart: bool = False, progress: Progre
                                        "pack_runs": [m.run_id for m in members], "cuda_graphs": graphs})
             callbacks = [progress(i) if progress else (None, None) for i in group]
             if len(members) == 1 and not graphs:  # on a GPU a lone run still gains from replaying its step
-                trained = [Trainer(members[0], on_log=callbacks[0][0], on_start=callbacks[0][1]).train()]
+                trained = [Trainer(members[0], on_log=callbacks[0][0], on_start=callbacks[0][1],
+                                   on_eval=_quality_log(members)).train()]
             else:
                 trained = PackedTrainer(members, on_log=[c[0] for c in callbacks],
-                                        on_start=[c[1] for c in callbacks]).train()
+                                        on_start=[c[1] for c in callbacks], on_eval=_quality_log(members)).train()
             for i, result in zip(group, _evaluated_all(members, trained)):
                 results[i] = result
     return results  # type: ignore[return-value]

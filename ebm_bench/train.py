@@ -72,6 +72,7 @@ class RunResult:
     final: dict[str, float] = field(default_factory=dict)  # the last trajectory row
     evaluation: dict[str, float] = field(default_factory=dict)  # sample scores, held-out energy, AUROC
     evaluation_provenance: dict[str, Any] = field(default_factory=dict)  # N, weights hashes, library version
+    quality: dict[str, dict[str, float]] = field(default_factory=dict)  # per metric over training (eval_every)
     diverged_at_step: int | None = None
     schema_version: int = SCHEMA_VERSION
 
@@ -158,8 +159,10 @@ class Trainer:
     """Trains one prepared run to its budget, logging, checkpointing and resuming."""
 
     def __init__(self, run: PreparedRun, on_log: Callable[[dict[str, float]], None] | None = None,
-                 on_start: Callable[[RunStart], None] | None = None):
+                 on_start: Callable[[RunStart], None] | None = None,
+                 on_eval: "Callable[[int, float, list[int]], None] | None" = None):
         self.run, self.cfg, self.method = run, run.config, run.method
+        self.on_eval = on_eval  # (step, wall_s, [0]) every cfg.eval_every steps and at the end: scores over training
         self.G, self.D = run.generator, run.discriminator
         set_matmul_precision(self.cfg.matmul)
         betas = (self.cfg.optim.beta1, self.cfg.optim.beta2)
@@ -257,11 +260,15 @@ class Trainer:
             images += self.cfg.batch_size
             done = self.cfg.budget.exhausted(steps, images, wall_before + time.perf_counter() - started)
             logs, checkpoints = steps % log_every == 0 or done, steps % checkpoint_every == 0 or done
-            if logs or checkpoints:
+            evals = self.on_eval is not None and (steps % self.cfg.eval_every == 0 or done)
+            if logs or checkpoints or evals:
                 self._clock(steps, images, wall_before + self._elapsed(started))
             row = self._log_row() if logs else None
             if self.result.status == "diverged":
                 break
+            if evals:  # before the checkpoint: a run killed in between evaluates this step again on resume
+                self.on_eval(steps, self.result.wall_s, [0])
+                started, wall_before = time.perf_counter(), self.result.wall_s  # wall_s counts training only
             if checkpoints:
                 self._checkpoint()
             if row is not None and self.on_log:

@@ -38,7 +38,8 @@ def option(text: str) -> tuple[str, object]:
 FLAG_SETTINGS = ("dataset", "data_root", "out", "device", "batch_size", "image_size", "arch", "z_dim", "n_layer_g",
                  "size_g", "n_layer_d", "size_d", "dropout_d", "optimizer_g", "optimizer_d", "lr", "lr_g", "lr_d",
                  "beta1", "beta2", "log_every", "checkpoint_every", "holdout", "eval_n", "inception_n",
-                 "inception_weights", "steps", "images", "seconds", "metrics", "matmul", "cuda_graphs")
+                 "inception_weights", "steps", "images", "seconds", "metrics", "matmul", "cuda_graphs",
+                 "eval_every", "eval_every_n")
 
 
 def add_config_arguments(p, config_flags: tuple[str, ...] = ("--config",)) -> None:
@@ -97,6 +98,11 @@ def add_config_arguments(p, config_flags: tuple[str, ...] = ("--config",)) -> No
                         help="samples scored with Inception IS/FID/KID (default: 10000 on GPU, off on CPU)")
     scores.add_argument("--inception-weights", default=None,
                         help="Inception weights file (default: $EBM_BENCH_INCEPTION_WEIGHTS, else downloaded)")
+    scores.add_argument("--eval-every", type=int, metavar="STEPS",
+                        help="also score every STEPS steps during training (I', classes covered, FID-MNIST, "
+                             "precision, recall, D's energies) into evaluation.csv (default: 0, off)")
+    scores.add_argument("--eval-every-n", type=int, metavar="N",
+                        help="samples scored at each of those evaluations (default: 2000)")
     scores.add_argument("--metrics", type=lambda text: [m.strip() for m in text.split(",") if m.strip()],
                         help="comma-separated metrics to score (default: every registered metric the run can "
                              "supply inputs for; see `ebm-bench list`)")

@@ -39,9 +39,25 @@ _NOT_VARIANT = {"config.seed", "config.out", "config.data_root", "config.downloa
 ENERGY_METRICS = {"energy_heldout_mean": None, "energy_generated_mean": None, "energy_auroc": None}
 
 
+# A score over training (--eval-every) is named "<metric>.<statistic>", e.g. "i_prime.best" or "fid_mnist.drop"
+QUALITY_STATISTICS = ("best", "final", "drop", "near_best_share", "best_step")
+
+
 def metric_direction(metric: str) -> str | None:
     """"higher" or "lower" (which is better), or None for diagnostics without a better side."""
+    base, _, statistic = metric.rpartition(".")
+    if base and statistic in QUALITY_STATISTICS:
+        if statistic in ("best", "final"):
+            return metric_direction(base)
+        return {"drop": "lower", "near_best_share": "higher"}.get(statistic)
     return METRICS[metric].direction if metric in METRICS else None
+
+
+def metric_column(metric: str) -> str:
+    """The records' column of a metric: `evaluation.<name>`, or `quality.<name>.<statistic>` for a score over
+    training."""
+    base, _, statistic = metric.rpartition(".")
+    return f"quality.{metric}" if base and statistic in QUALITY_STATISTICS else f"evaluation.{metric}"
 
 
 def _short(column: str) -> str:
@@ -63,10 +79,17 @@ def _variants(records: pd.DataFrame) -> pd.Series:
 
 
 def record_metrics(records: pd.DataFrame) -> list[str]:
-    """Metric names present in the records' `evaluation.*` columns (counts like n and n_heldout excluded)."""
+    """Metric names present in the records' `evaluation.*` columns (counts like n and n_heldout excluded). Scores
+    over training (`quality_metrics`) join a table when asked for by name."""
     names = [c[len("evaluation."):] for c in records.columns if c.startswith("evaluation.")]
     return [n for n in names if not (n == "n" or n.startswith("n_")) and pd.api.types.is_numeric_dtype(
         records[f"evaluation.{n}"])]
+
+
+def quality_metrics(records: pd.DataFrame) -> list[str]:
+    """The records' scores over training, e.g. "i_prime.best", "i_prime.drop" (see QUALITY_STATISTICS)."""
+    return [c[len("quality."):] for c in records.columns if c.startswith("quality.")
+            and pd.api.types.is_numeric_dtype(records[c])]
 
 
 def _round(value, digits: int = 6):
@@ -86,17 +109,19 @@ def leaderboard_table(records: pd.DataFrame, metrics: Sequence[str] = (), rank_b
     records["budget"] = records["budget.amount"].map(lambda a: f"{a:g}") + " " + records["budget.kind"]
     records["variant"] = _variants(records)
     metrics = list(metrics) or record_metrics(records)
-    missing = [m for m in metrics if f"evaluation.{m}" not in records]
+    if rank_by is not None and rank_by not in metrics:
+        metrics.append(rank_by)  # ranking by a score shows it
+    missing = [m for m in metrics if metric_column(m) not in records]
     if missing:
         raise ConfigError(f"the records hold no metric(s) {', '.join(missing)}; they hold: "
-                          f"{', '.join(record_metrics(records)) or 'none'}")
+                          f"{', '.join(record_metrics(records) + quality_metrics(records)) or 'none'}")
     rows = []
     for key, runs in records.groupby(GROUP_KEYS, sort=True):
         finished = runs[runs["status"] == "finished"]
         row = dict(zip(GROUP_KEYS, key)) | {"n_runs": len(runs), "n_diverged": int((runs["status"] != "finished")
                                                                                      .sum())}
         for metric in metrics:
-            values = finished[f"evaluation.{metric}"].dropna().astype(float)
+            values = finished[metric_column(metric)].dropna().astype(float)
             n = len(values)
             std = values.std(ddof=1) if n > 1 else float("nan")
             row |= {f"{metric}_mean": values.mean() if n else float("nan"), f"{metric}_std": std,

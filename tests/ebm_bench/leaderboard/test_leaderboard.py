@@ -15,7 +15,7 @@ from ebm_bench.stats import t_quantile
 
 
 def write_run(root, name, method, seed, scores, status="finished", margin=None, steps=1000, eval_n=100,
-              classifier="abc", schema=1):
+              classifier="abc", schema=1, quality=None):
     run = root / name
     run.mkdir(parents=True)
     options = {} if margin is None else {"margin": margin}
@@ -26,7 +26,8 @@ def write_run(root, name, method, seed, scores, status="finished", margin=None, 
               "seed": seed, "status": status, "budget": config["budget"], "steps": steps, "wall_s": 10.0 + seed,
               "steps_per_s": steps / (10.0 + seed), "params_g": 1000, "params_d": 500,
               "evaluation": {"n": eval_n, **scores}, "evaluation_provenance": {"classifier_sha256": classifier,
-                                                                              "reference": "mnist-test"}}
+                                                                              "reference": "mnist-test"},
+              **({"quality": quality} if quality else {})}
     manifest = {"data_sha256": "d" * 64, "versions": {"torch": "2.14.1", "ebm-bench": "0.1.0"}}
     for file, data in (("config.json", config), ("result.json", result), ("manifest.json", manifest)):
         (run / file).write_text(json.dumps(data))
@@ -66,6 +67,25 @@ def test_ranking_follows_each_metrics_direction(runs):
     assert list(by_i_prime["method"]) == ["ebgan", "gan", "began"] and list(by_i_prime["rank"]) == ["1", "2", "3"]
     by_fid = leaderboard_table(records, ["i_prime", "fid_mnist"], rank_by="fid_mnist")  # lower is better
     assert list(by_fid["method"]) == ["began", "ebgan", "gan"]
+
+
+def test_scores_over_training_rank_in_their_own_direction(tmp_path):
+    def summary(best, final):
+        return {"fid_mnist": {"best": best, "best_step": 500, "final": final, "drop": final - best,
+                              "near_best_share": 1.0 if final <= 1.1 * best else 0.5}}
+
+    # ebgan peaks best (10) and collapses (drop 30); gan peaks at 15 and stays there
+    write_run(tmp_path, "ebgan-0", "ebgan", 0, {"fid_mnist": 40.0}, quality=summary(10.0, 40.0))
+    write_run(tmp_path, "gan-0", "gan", 0, {"fid_mnist": 15.0}, quality=summary(15.0, 15.0))
+    records = load_records([tmp_path])
+    by_best = leaderboard_table(records, ["fid_mnist"], rank_by="fid_mnist.best")  # lower FID is better
+    assert list(by_best["method"]) == ["ebgan", "gan"] and by_best["fid_mnist.best_mean"].tolist() == [10.0, 15.0]
+    by_drop = leaderboard_table(records, ["fid_mnist"], rank_by="fid_mnist.drop")  # a smaller drop is better
+    assert list(by_drop["method"]) == ["gan", "ebgan"]
+    by_share = leaderboard_table(records, ["fid_mnist"], rank_by="fid_mnist.near_best_share")  # higher: steadier
+    assert list(by_share["method"]) == ["gan", "ebgan"]
+    with pytest.raises(ConfigError, match="they hold: fid_mnist, fid_mnist.best"):
+        leaderboard_table(records, ["i_prime.best"])
 
 
 def test_reference_row_is_kept_apart_from_the_ranking(runs):
