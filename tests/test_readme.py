@@ -89,3 +89,16 @@ def test_readme_metric_example_is_evaluated_and_ranked(tmp_path, mnist_root, cap
                  "--reference", "none", "--format", "csv"])
     table = capsys.readouterr().out
     assert code == 0 and "confidence_mean" in table.splitlines()[0]
+
+
+def test_readme_quality_over_training_example_runs(tmp_path, mnist_root, capsys):
+    assert "ebm-bench run --methods ebgan,began --steps 2000 --eval-every 500" in README
+    example = "ebm-bench leaderboard runs/ --rank-by fid_mnist.drop --metrics fid_mnist,fid_mnist.best,fid_mnist.drop"
+    assert example in README
+    runs = str(tmp_path / "runs")
+    assert main(["run", "--methods", "ebgan,began", "--eval-every", "3", "--eval-every-n", "64",
+                 "--data-root", str(mnist_root), "--out", runs, *TINY]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", runs, *example.split()[3:], "--format", "csv"]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].startswith("rank,dataset,budget,method") and "fid_mnist.drop_mean" in table
