@@ -6,7 +6,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 runs=${RUNS:-/tmp/ebm-bench-leaderboard-mnist-mlp-2ep}
-ebm-bench sweep --methods gan,ebgan,ebgan-pt,began,magan --seeds 0,1,2 --steps 1718 --workers 2 \
+ebm-bench sweep --methods gan,ebgan,ebgan-pt,began,magan --seeds 0,1,2 --steps 1718 --eval-every 500 --workers 2 \
     --out "$runs" --name mnist-mlp-2ep
 rm -rf "$here/records" "$here/plots"
 mkdir -p "$here/records"
