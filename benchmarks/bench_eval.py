@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     root = args.data_root or str(default_data_root())
-    print(f"| K | eval_n | one at a time (s) | together (s) | ratio |\n|---|---|---|---|---|")
+    print("| K | eval_n | one at a time (s) | together (s) | ratio |\n|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as out:
         for k in (int(x) for x in args.k.split(",")):
             runs = [prepare(RunConfig(method="ebgan", seed=seed, budget=Budget("steps", 1), data_root=root, out=out,

@@ -1,12 +1,13 @@
 """ebm-bench: train and compare energy-based GANs (GAN, EBGAN, EBGAN-PT, BEGAN, MAGAN) under matched budgets.
 
 The pipeline, one package or module each, every one importing only those before it:
-config -> datasets -> nets -> methods -> metrics -> runs -> train -> evaluate -> leaderboard / sweep -> api -> cli.
+config -> datasets -> nets -> methods -> metrics -> runs -> train -> evaluate -> leaderboard / plots / sweep / report
+-> api -> cli.
 """
 
 __version__ = "0.1.0"
 
-from .api import matched_configs, run, run_configs, train_one  # noqa: E402
+from .api import matched_configs, run, run_configs, train_one, write_report  # noqa: E402
 from .config import Budget, MLPConfig, OptimConfig, RunConfig  # noqa: E402
 from .datasets import DatasetSpec, TrainingData, register_dataset  # noqa: E402
 from .errors import ConfigError, DataNotFoundError, EbmBenchError, MethodContractError  # noqa: E402
@@ -20,5 +21,5 @@ __all__ = [
     "Budget", "ConfigError", "DOutput", "DataNotFoundError", "DatasetSpec", "EbmBenchError", "Energies",
     "MLPConfig", "Method", "MethodContractError", "Metric", "MetricInputs", "OptimConfig", "RunConfig", "RunResult",
     "TrainingData", "available_methods", "get_method", "load_plugin", "matched_configs", "register_dataset",
-    "register_method", "register_metric", "register_net", "run", "run_configs", "train_one",
+    "register_method", "register_metric", "register_net", "run", "run_configs", "train_one", "write_report",
 ]

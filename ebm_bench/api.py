@@ -1,7 +1,8 @@
-"""The Python API behind `ebm-bench run`: build matched configs, train them, summarise.
+"""The Python API behind `ebm-bench run`: build matched configs, train them, summarise; and the page of the result.
 
     import ebm_bench
     results = ebm_bench.run(["ebgan", "began"], seeds=[0, 1], budget=ebm_bench.Budget("steps", 500))
+    ebm_bench.write_report(["runs"], "report")  # report/index.html
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .config import RunConfig
 from .registry import load_plugin
+from .report import write_report  # noqa: F401 (the API of `ebm-bench report`)
 from .pack import pack_size, plan_packs
-from .runs import RunLocked, train_one, train_pack
+from .runs import RunLocked, train_one, train_pack  # noqa: F401 (train_one is API)
 from .train import RunResult
 from .summary import PlainProgress, summary_table
 from .sweep import matched_configs

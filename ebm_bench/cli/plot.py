@@ -6,17 +6,26 @@ from ebm_bench.plots import plot_all
 
 from .common import method_list
 
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("plot", help="plots of run folders: trajectories, margin curve, histograms, samples")
+    p = subparsers.add_parser("plot", help="plots of run folders: energy view, quality over training, margin curve, "
+                                           "histograms, samples")
     p.add_argument("runs", nargs="+", help="run folders, or folders of them")
     p.add_argument("--out", default="plots", help="output folder for PNG and SVG files (default: plots)")
-    p.add_argument("--metrics", help="comma-separated record columns to plot, e.g. evaluation.i_prime")
+    # --metrics already names record scores (the margin curve's and the histogram's), so the logged trajectory
+    # columns get their own option rather than a second meaning of --metrics
+    p.add_argument("--metrics", help="comma-separated record columns for the margin curve and the histogram, e.g. "
+                                     "evaluation.i_prime")
+    p.add_argument("--raw", action="store_true",
+                   help="also draw the trajectory as logged, in each method's own units (trajectories.png): "
+                        "energies, margin, k_t and M_global per method")
+    p.add_argument("--raw-columns", metavar="COLUMNS",
+                   help="with --raw or alone: the trajectory columns to draw instead, e.g. loss_d,loss_g,pt")
     p.set_defaults(func=command)
 
 
 def command(args) -> int:
-    for path in plot_all(args.runs, args.out, method_list(args.metrics)):
+    raw = method_list(args.raw_columns) if args.raw or args.raw_columns else None
+    for path in plot_all(args.runs, args.out, method_list(args.metrics), raw=raw):
         print(path)
     return 0
-
-

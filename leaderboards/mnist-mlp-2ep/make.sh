@@ -8,9 +8,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 runs=${RUNS:-/tmp/ebm-bench-leaderboard-mnist-mlp-2ep}
 ebm-bench sweep --methods gan,ebgan,ebgan-pt,began,magan --seeds 0,1,2 --steps 1718 --eval-every 500 --workers 2 \
     --out "$runs" --name mnist-mlp-2ep
-rm -rf "$here/records" "$here/plots"
+rm -rf "$here/records" "$here/plots" "$here/report"
 mkdir -p "$here/records"
 tar -C "$runs" --exclude=checkpoint.pt --exclude='plots-*' --exclude='sweep-*.json' -cf - . | tar -C "$here/records" -xf -
-cp -r "$runs/plots-mnist-mlp-2ep" "$here/plots"
+ebm-bench plot "$here/records" --out "$here/plots"
 ebm-bench leaderboard "$here/records" --format csv --rank-by i_prime --output "$here/table.csv"
 ebm-bench leaderboard "$here/records" --format markdown --rank-by i_prime --output "$here/table.md"  # pasted into README.md
+ebm-bench report "$here/records" --out "$here/report"  # the page: table, samples, energy view, quality curves, setup

@@ -145,7 +145,7 @@ def test_each_plot_renders(mnist_root, tmp_path):
     execute_local(solo(configs))
     written = plot_all([tmp_path / "runs"], tmp_path / "plots", metrics=["evaluation.energy_auroc"])
     names = {p.name for p in written}
-    assert {"trajectories.png", "trajectories.svg", "samples.png", "margin_sensitivity.png",
+    assert {"energy.png", "energy.svg", "samples.png", "margin_sensitivity.png",
             "margin_sensitivity.svg", "histogram_energy_auroc.png"} <= names
     assert all(p.stat().st_size > 1000 for p in written)
     assert (tmp_path / "plots" / "margin_sensitivity.svg").read_text().startswith("<?xml")

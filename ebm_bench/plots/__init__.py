@@ -1,0 +1,68 @@
+"""Plots of run folders (matplotlib, PNG and SVG), one module per figure family:
+
+energy   the energy view: real and generated energy relative to real data, margin, energy AUROC, per method
+quality  scores over training from evaluation.csv (--eval-every), a line per method
+sweep    margin sensitivity, score histograms (the EBGAN paper's Figure 2), sample grids (its Figure 9)
+raw      trajectory columns as logged, in each method's own units
+
+Each `*_figure` returns a matplotlib figure (for pages that embed it) and each `plot_*` writes one to a folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ebm_bench.errors import ConfigError
+from ebm_bench.runs import load_records
+
+from .common import figure_bytes, save
+from .energy import energy_figure, normalise_energy, plot_energy, reference_energy
+from .quality import plot_quality, quality_figure
+from .raw import DEFAULT_PANELS, plot_raw_trajectories
+from .sweep import (
+    MARGIN,
+    histogram_figure,
+    margin_figure,
+    plot_histograms,
+    plot_margin_sensitivity,
+    plot_sample_grids,
+    samples_figure,
+)
+
+# The scores a margin curve and a histogram show by default, first found first
+PREFERRED_METRICS = ["evaluation.i_prime", "evaluation.classes_covered", "evaluation.mnist_is",
+                     "evaluation.fid_mnist", "evaluation.fid", "evaluation.energy_auroc"]
+
+__all__ = ["DEFAULT_PANELS", "MARGIN", "PREFERRED_METRICS", "energy_figure", "figure_bytes", "histogram_figure",
+           "margin_figure", "normalise_energy", "plot_all", "plot_energy", "plot_histograms",
+           "plot_margin_sensitivity", "plot_quality", "plot_raw_trajectories", "plot_sample_grids", "quality_figure",
+           "reference_energy", "samples_figure", "save"]
+
+
+def default_metrics(records) -> list[str]:
+    return [c for c in PREFERRED_METRICS if c in records and records[c].notna().any()]
+
+
+def plot_all(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str] = (),
+             raw: Sequence[str] | None = None) -> list[Path]:
+    """Every plot that the runs under `paths` can make: the energy view, quality over training (runs with
+    evaluation.csv), sample grids, and for a sweep the margin curve and a score histogram. `raw` also draws the
+    logged trajectory columns in their own units: () for the default panels, or the columns to draw."""
+    records = load_records(paths)
+    if records.empty:
+        raise ConfigError(f"no run folders under {', '.join(map(str, paths))}")
+    out = Path(out)
+    metrics = list(metrics) or default_metrics(records)
+    written = []
+    for figure, name in ((energy_figure(records), "energy"), (quality_figure(records), "quality")):
+        if figure is not None:
+            written += save(figure, out, name)
+    written += plot_sample_grids(records, out)
+    if MARGIN in records and records[MARGIN].nunique() > 1:
+        written += plot_margin_sensitivity(records, out, metrics)
+    for metric in metrics[:1]:  # the paper's Figure 2 is a histogram of I'
+        written += plot_histograms(records, out, metric)
+    if raw is not None:
+        written += plot_raw_trajectories(records, out, list(raw) or None)
+    return written

@@ -1,0 +1,59 @@
+"""Quality over training (runs trained with --eval-every): one panel per score in evaluation.csv, a line per
+method (mean over its runs, min-max band), so that a late collapse or an early peak shows beside the final score
+the leaderboard ranks by."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ebm_bench.errors import ConfigError
+from ebm_bench.evaluate import QUALITY_METRICS
+from ebm_bench.metrics import METRICS
+
+from .common import draw_spread, evaluation, figure_legend, has_values, plt, runs_label, save
+
+MAX_COLUMNS = 3
+
+
+def _title(metric: str) -> str:
+    direction = METRICS[metric].direction if metric in METRICS else None
+    return metric + {"higher": " (higher is better)", "lower": " (lower is better)"}.get(direction or "", "")
+
+
+def quality_figure(records: pd.DataFrame):
+    """The figure, or None when no run has an evaluation.csv with a score in it."""
+    tables = {run_dir: evaluation(run_dir) for run_dir in records["run_dir"]}
+    metrics = [m for m in QUALITY_METRICS if any(has_values(t, m) for t in tables.values())]
+    if not metrics:
+        return None
+    methods = [m for m in sorted(records["method"].unique())
+               if any(tables[d] is not None for d in records.loc[records["method"] == m, "run_dir"])]
+    colours = {method: f"C{i % 10}" for i, method in enumerate(methods)}
+    ncols = min(len(metrics), MAX_COLUMNS)
+    nrows = math.ceil(len(metrics) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.9 * nrows + 0.9), squeeze=False,
+                             layout="constrained")
+    banded = False
+    for ax, metric in zip(axes.flat, metrics):
+        for method in methods:
+            runs = records[records["method"] == method]
+            series = [(tables[d]["step"], tables[d][metric]) for d in runs["run_dir"] if has_values(tables[d], metric)]
+            banded |= len(series) > 1
+            draw_spread(ax, series, color=colours[method], label=f"{method} ({runs_label(runs)})")
+        ax.set_title(_title(metric), fontsize=9)
+        ax.set_xlabel("step")
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.remove()  # no empty panels when the scores do not fill the last row
+    figure_legend(fig, banded)
+    fig.suptitle("Quality over training (evaluation.csv, the same noise for every run)", fontsize=10)
+    return fig
+
+
+def plot_quality(records: pd.DataFrame, out: Path) -> list[Path]:
+    fig = quality_figure(records)
+    if fig is None:
+        raise ConfigError("no run has scores over training (evaluation.csv); train with --eval-every N")
+    return save(fig, Path(out), "quality")

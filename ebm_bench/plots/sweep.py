@@ -1,0 +1,96 @@
+"""The figures of a sweep: margin sensitivity, score histograms (the EBGAN paper's Figure 2) and sample grids
+side by side (its Figure 9)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ebm_bench.errors import ConfigError
+from ebm_bench.files import SAMPLES
+
+from .common import plt, save
+
+MARGIN = "config.method_options.margin"
+SAMPLE_COLUMNS = 8  # grids per row: more would shrink each below legibility on a page
+
+
+def margin_figure(records: pd.DataFrame, metrics: Sequence[str]):
+    """Each metric against the margin m (log axis), mean and std over seeds; class coverage beside it."""
+    if MARGIN not in records or records[MARGIN].isna().all():
+        raise ConfigError("margin sensitivity needs runs of a method with a margin (ebgan, ebgan-pt)")
+    metrics = [m for m in metrics if m in records and records[m].notna().any()]
+    if not metrics:
+        raise ConfigError("the runs hold none of the metrics asked for the margin plot")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False, layout="constrained")
+    finished = records[records["status"] == "finished"]
+    for ax, metric in zip(axes[0], metrics):
+        for method, group in finished.groupby("method"):
+            stats = group.groupby(MARGIN)[metric].agg(["mean", "std", "count"]).reset_index()
+            ax.errorbar(stats[MARGIN], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
+                        label=method)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("margin m")
+        ax.set_ylabel(metric.split(".")[-1])
+        ax.legend(fontsize=7)
+    diverged = records[records["status"] != "finished"]
+    if len(diverged):
+        fig.suptitle(f"{len(diverged)} run(s) diverged or failed: "
+                     + ", ".join(f"m={m:g}" for m in sorted(diverged[MARGIN].dropna().unique())), fontsize=8)
+    return fig
+
+
+def histogram_figure(records: pd.DataFrame, metric: str):
+    """Share of runs per score bin, one histogram per method on shared bins (the paper's Figure 2)."""
+    if metric not in records or records[metric].notna().sum() == 0:
+        raise ConfigError(f"no run holds the metric {metric!r} for a histogram")
+    values = records[metric].dropna()
+    bins = 20 if values.nunique() > 1 else 1
+    fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
+    for method, group in records.groupby("method"):
+        scores = group[metric].dropna()
+        if scores.empty:
+            continue
+        ax.hist(scores, bins=bins, range=(values.min(), values.max()), alpha=0.5, label=f"{method} ({len(scores)})",
+                weights=[100.0 / len(scores)] * len(scores))
+    ax.set_xlabel(metric.split(".")[-1])
+    ax.set_ylabel("% of runs")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def samples_figure(records: pd.DataFrame):
+    """Sample grids side by side, one per margin (first seed), as the paper's Figure 9."""
+    runs = records[records["run_dir"].map(lambda d: (Path(d) / SAMPLES).exists())]
+    if MARGIN in runs and runs[MARGIN].notna().any():
+        runs = runs.sort_values([MARGIN, "seed"]).groupby(MARGIN).head(1)
+        labels = [f"m = {m:g}" for m in runs[MARGIN]]
+    else:
+        runs = runs.sort_values(["method", "seed"]).groupby("method").head(1)
+        labels = list(runs["method"])
+    if runs.empty:
+        raise ConfigError("no run folder has a samples.png")
+    ncols = min(len(runs), SAMPLE_COLUMNS)
+    nrows = math.ceil(len(runs) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.5 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, run_dir, label in zip(axes.flat, runs["run_dir"], labels):
+        ax.imshow(plt.imread(Path(run_dir) / SAMPLES))
+        ax.set_title(label, fontsize=9)
+    return fig
+
+
+def plot_margin_sensitivity(records: pd.DataFrame, out: Path, metrics: Sequence[str]) -> list[Path]:
+    return save(margin_figure(records, metrics), Path(out), "margin_sensitivity")
+
+
+def plot_histograms(records: pd.DataFrame, out: Path, metric: str) -> list[Path]:
+    return save(histogram_figure(records, metric), Path(out), f"histogram_{metric.split('.')[-1]}")
+
+
+def plot_sample_grids(records: pd.DataFrame, out: Path) -> list[Path]:
+    return save(samples_figure(records), Path(out), "samples")
