@@ -1,4 +1,5 @@
-"""Small-sample statistics for tables over seeds: Student-t intervals and Welch's t-test, without SciPy.
+"""Statistics for tables over seeds and grids, without SciPy: Student-t intervals and Welch's t-test; ranks,
+the Mann-Whitney test, Spearman's correlation and percentile bootstrap intervals.
 
 The t distribution's CDF is the regularised incomplete beta function, evaluated by its continued fraction
 (modified Lentz); quantiles come from bisection on the CDF. Accurate to ~1e-10, plenty for 3..30 seeds.
@@ -7,6 +8,9 @@ The t distribution's CDF is the regularised incomplete beta function, evaluated 
 from __future__ import annotations
 
 import math
+from typing import Callable
+
+import numpy as np
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -70,3 +74,62 @@ def welch_t_test(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: fl
     t = (mean_a - mean_b) / math.sqrt(var_a + var_b)
     df = (var_a + var_b) ** 2 / (var_a ** 2 / (n_a - 1) + var_b ** 2 / (n_b - 1))
     return t, 2.0 * (1.0 - t_cdf(abs(t), df))
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, tied values sharing the mean of their ranks (the Mann-Whitney convention)."""
+    unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    last_rank = np.cumsum(counts)  # rank of the last member of each tie group
+    mean_rank = last_rank - (counts - 1) / 2.0
+    return mean_rank[inverse.reshape(-1)]
+
+
+def normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def mann_whitney(a, b) -> dict[str, float]:
+    """Mann-Whitney U test of "a tends to be larger than b", normal approximation with the tie correction.
+
+    Returns u (of a), auc = u / (n_a n_b) = P(A > B) + P(A = B) / 2, z, p_greater (one-sided, a > b) and
+    p_two_sided. Fine from about 8 values a side; NaN where a side is empty or every value is tied.
+    """
+    a, b = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    n_a, n_b = a.size, b.size
+    nan = float("nan")
+    if n_a == 0 or n_b == 0:
+        return {"u": nan, "auc": nan, "z": nan, "p_greater": nan, "p_two_sided": nan}
+    both = np.concatenate([a, b])
+    u = float(average_ranks(both)[:n_a].sum() - n_a * (n_a + 1) / 2.0)
+    n = n_a + n_b
+    _, counts = np.unique(both, return_counts=True)
+    variance = n_a * n_b / 12.0 * ((n + 1) - float((counts ** 3 - counts).sum()) / (n * (n - 1)))
+    if variance <= 0:
+        return {"u": u, "auc": u / (n_a * n_b), "z": nan, "p_greater": nan, "p_two_sided": nan}
+    z = (u - n_a * n_b / 2.0) / math.sqrt(variance)
+    return {"u": u, "auc": u / (n_a * n_b), "z": z, "p_greater": normal_sf(z),
+            "p_two_sided": min(1.0, 2.0 * normal_sf(abs(z)))}
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the average ranks (NaN if either is constant)."""
+    rx, ry = average_ranks(np.asarray(x, dtype=float).ravel()), average_ranks(np.asarray(y, dtype=float).ravel())
+    if rx.size != ry.size:
+        raise ValueError(f"spearman needs paired values; got {rx.size} and {ry.size}")
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    norm = math.sqrt(float((rx ** 2).sum() * (ry ** 2).sum()))
+    return float((rx * ry).sum() / norm) if norm > 0 else float("nan")
+
+
+def bootstrap_ci(values, statistic: Callable[[np.ndarray], float] = np.mean, n_boot: int = 10_000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic` over `values` (resampled with replacement, seeded)."""
+    values = np.asarray(values, dtype=float).ravel()
+    if values.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    draws = values[rng.integers(0, values.size, size=(n_boot, values.size))]
+    stats = np.apply_along_axis(statistic, 1, draws) if statistic is not np.mean else draws.mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    return float(np.quantile(stats, tail)), float(np.quantile(stats, 1.0 - tail))

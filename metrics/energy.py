@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ebm_bench.errors import ConfigError
+from ebm_bench.stats import average_ranks
 
 from .base import Metric
 
@@ -27,14 +28,6 @@ def _as_vector(values, name: str) -> np.ndarray:
     if np.isnan(vector).any():
         raise ConfigError(f"{name} contains NaN energies: the discriminator diverged, AUROC is undefined")
     return vector
-
-
-def average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, tied values sharing the mean of their ranks (the Mann-Whitney convention)."""
-    unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    last_rank = np.cumsum(counts)  # rank of the last member of each tie group
-    mean_rank = last_rank - (counts - 1) / 2.0
-    return mean_rank[inverse.reshape(-1)]
 
 
 def auroc(energy_real, energy_fake) -> float:

@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.markup import escape
 
-from ebm_bench.leaderboard import compare_tables, display_rows, leaderboard_from_runs, load_table, render
+from ebm_bench.errors import ConfigError
+from ebm_bench.leaderboard import (compare_methods, compare_tables, display_rows, leaderboard_from_runs, load_table,
+                                   render)
 
 from .common import emit, load_plugins, method_list, print_rich
 
@@ -33,9 +35,12 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=command)
     c = subparsers.add_parser("compare", help="two leaderboards side by side, with significance of differences",
                               description="Per method and metric: both means, B - A, and Welch's t-test over "
-                                          "seeds. Refuses setups that differ in what changes the numbers.")
+                                          "seeds. Refuses setups that differ in what changes the numbers. With "
+                                          "--against METHOD and one leaderboard: that method against each other.")
     c.add_argument("a", help="a leaderboard CSV, or a folder of runs")
-    c.add_argument("b", help="a leaderboard CSV, or a folder of runs")
+    c.add_argument("b", nargs="?", help="a leaderboard CSV, or a folder of runs (not with --against)")
+    c.add_argument("--against", metavar="METHOD",
+                   help="compare METHOD (as A) with every other method of one leaderboard (as B)")
     c.add_argument("--force", action="store_true", help="compare even when the setups differ")
     c.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     c.add_argument("--format", choices=("rich", "markdown", "csv"), default="rich")
@@ -72,15 +77,22 @@ def command(args) -> int:
 
 def compare_command(args) -> int:
     load_plugins(args.plugin)
+    if (args.b is None) == (args.against is None):
+        raise ConfigError("compare takes two leaderboards A B, or one with --against METHOD")
     with warnings_as_lines():
-        a, b = load_table(args.a), load_table(args.b)
-    comparison, differences = compare_tables(a, b, args.force, args.alpha)
+        a = load_table(args.a)
+        b = load_table(args.b) if args.b else None
+    if args.against:
+        comparison, differences = compare_methods(a, args.against, args.alpha), []
+        title = f"method - {args.against}  ({args.a}; Welch's t-test, alpha {args.alpha})"
+    else:
+        comparison, differences = compare_tables(a, b, args.force, args.alpha)
+        title = f"B - A  (A = {args.a}, B = {args.b}; Welch's t-test, alpha {args.alpha})"
     for line in differences:
         Console(stderr=True).print(f"setup: {escape(line)}", highlight=False, soft_wrap=True)
     if args.format == "rich":
         header = list(comparison.columns)
-        print_rich(header, [[str(v) for v in row] for row in comparison.itertuples(index=False)],
-                    title=f"B - A  (A = {args.a}, B = {args.b}; Welch's t-test, alpha {args.alpha})")
+        print_rich(header, [[str(v) for v in row] for row in comparison.itertuples(index=False)], title=title)
     elif args.format == "csv":
         emit(render(comparison, "csv"), None)
     else:

@@ -4,9 +4,9 @@ The real-data reference row and the readers of tables and run folders are in `re
 """
 
 from .build import leaderboard_table, metric_direction, record_metrics
-from .compare import compare_tables, setup_differences
+from .compare import compare_methods, compare_tables, setup_differences
 from .reference import leaderboard_from_runs, load_table, reference_scores
 from .render import display_rows, render
 
-__all__ = ["compare_tables", "display_rows", "leaderboard_from_runs", "leaderboard_table", "load_table",
-           "metric_direction", "record_metrics", "reference_scores", "render", "setup_differences"]
+__all__ = ["compare_methods", "compare_tables", "display_rows", "leaderboard_from_runs", "leaderboard_table",
+           "load_table", "metric_direction", "record_metrics", "reference_scores", "render", "setup_differences"]

@@ -77,3 +77,21 @@ def compare_tables(a: pd.DataFrame, b: pd.DataFrame, force: bool = False, alpha:
 
 def _count(value) -> int:
     return int(value) if value == value else 0  # a metric one table lacks for a row: no seeds
+
+
+def compare_methods(table: pd.DataFrame, baseline: str, alpha: float = 0.05) -> pd.DataFrame:
+    """Within one leaderboard: `baseline` (A) against every other method (B), per metric, Welch's t-test over
+    seeds, as `compare_tables` gives for two tables (its `method` column names B)."""
+    rows = table[table["n_runs"] > 0]
+    base = rows[rows["method"] == baseline]
+    if base.empty:
+        known = ", ".join(sorted(set(rows["method"]))) or "none"
+        raise ConfigError(f"--against {baseline}: no finished runs of that method in the table (it has {known})")
+    parts = []
+    for method in sorted(set(rows["method"]) - {baseline}):
+        comparison, _ = compare_tables(base.assign(method=method), rows[rows["method"] == method], force=True,
+                                       alpha=alpha)
+        parts.append(comparison)
+    if not parts:
+        raise ConfigError(f"--against {baseline}: the table has no other method to compare it with")
+    return pd.concat(parts, ignore_index=True).rename(columns={"mean_a": f"mean_{baseline}", "mean_b": "mean_method"})

@@ -18,7 +18,7 @@ from ebm_bench.runs import load_records
 
 from .common import figure_bytes, save
 from .energy import energy_figure, normalise_energy, plot_energy, reference_energy
-from .quality import plot_quality, quality_figure
+from .quality import plot_quality, quality_figure, tracking_figure
 from .raw import DEFAULT_PANELS, plot_raw_trajectories
 from .sweep import (
     MARGIN,
@@ -26,7 +26,10 @@ from .sweep import (
     margin_figure,
     plot_histograms,
     plot_margin_sensitivity,
+    plot_reliability,
     plot_sample_grids,
+    probe_figure,
+    reliability_figure,
     samples_figure,
 )
 
@@ -36,8 +39,9 @@ PREFERRED_METRICS = ["evaluation.i_prime", "evaluation.classes_covered", "evalua
 
 __all__ = ["DEFAULT_PANELS", "MARGIN", "PREFERRED_METRICS", "energy_figure", "figure_bytes", "histogram_figure",
            "margin_figure", "normalise_energy", "plot_all", "plot_energy", "plot_histograms",
-           "plot_margin_sensitivity", "plot_quality", "plot_raw_trajectories", "plot_sample_grids", "quality_figure",
-           "reference_energy", "samples_figure", "save"]
+           "plot_margin_sensitivity", "plot_quality", "plot_raw_trajectories", "plot_reliability", "plot_sample_grids",
+           "probe_figure", "quality_figure", "reference_energy", "reliability_figure", "samples_figure", "save",
+           "tracking_figure"]
 
 
 def default_metrics(records) -> list[str]:

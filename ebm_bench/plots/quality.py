@@ -13,7 +13,7 @@ from ebm_bench.errors import ConfigError
 from ebm_bench.evaluate import QUALITY_METRICS
 from ebm_bench.metrics import METRICS
 
-from .common import draw_spread, evaluation, figure_legend, has_values, plt, runs_label, save
+from .common import draw_spread, evaluation, figure_legend, has_values, plt, runs_label, save, trajectory
 
 MAX_COLUMNS = 3
 
@@ -57,3 +57,28 @@ def plot_quality(records: pd.DataFrame, out: Path) -> list[Path]:
     if fig is None:
         raise ConfigError("no run has scores over training (evaluation.csv); train with --eval-every N")
     return save(fig, Path(out), "quality")
+
+
+def tracking_figure(records: pd.DataFrame, measure: str, metric: str):
+    """Does `measure` (a trajectory column, e.g. BEGAN's M_global) follow `metric` over training? One panel per
+    run: the measure as logged (left axis) and the metric at each evaluation (right axis, dashed)."""
+    runs = [(row.run_id, trajectory(row.run_dir), evaluation(row.run_dir)) for row in records.itertuples()]
+    runs = [(r, t, e) for r, t, e in runs if has_values(t, measure) and has_values(e, metric)]
+    if not runs:
+        raise ConfigError(f"no run has {measure!r} in its trajectory and {metric!r} in an evaluation.csv")
+    ncols = min(len(runs), MAX_COLUMNS + 2)
+    nrows = math.ceil(len(runs) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.6 * nrows + 0.5), squeeze=False,
+                             layout="constrained")
+    for ax, (run_id, logged, scores) in zip(axes.flat, runs):
+        ax.plot(logged["step"], logged[measure], color="C0", lw=1)
+        ax.set_ylabel(measure, color="C0", fontsize=8)
+        right = ax.twinx()
+        right.plot(scores["step"], scores[metric], color="C3", ls="--", marker="o", ms=3)
+        right.set_ylabel(metric, color="C3", fontsize=8)
+        ax.set_title(run_id.rsplit("-", 1)[0], fontsize=8)
+        ax.set_xlabel("step")
+    for ax in list(axes.flat)[len(runs):]:
+        ax.remove()
+    fig.suptitle(f"{measure} (solid, left) against {metric} (dashed, right) over training", fontsize=10)
+    return fig

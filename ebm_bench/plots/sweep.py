@@ -62,6 +62,43 @@ def histogram_figure(records: pd.DataFrame, metric: str):
     return fig
 
 
+def reliability_figure(panels: dict[str, pd.DataFrame], metric: str, thresholds: Sequence[float] = ()):
+    """The paper's Figure 2: per panel (a subset of the grid), the share of each method's runs per score bin on
+    shared bins, diverged runs as a bar of their own left of the axis; dashed lines at the thresholds."""
+    column = f"evaluation.{metric}"
+    everything = pd.concat(panels.values())
+    if column not in everything or everything[column].notna().sum() == 0:
+        raise ConfigError(f"no run holds the metric {metric!r} for a reliability histogram")
+    values = everything[column].dropna()
+    low, high = float(values.min()), float(values.max())
+    width = (high - low) / 20 or 1.0
+    bins = [low + i * width for i in range(21)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False, sharey=True,
+                             layout="constrained")
+    for ax, (name, runs) in zip(axes[0], panels.items()):
+        methods = sorted(runs["method"].unique())
+        for i, method in enumerate(methods):
+            group = runs[runs["method"] == method]
+            if group.empty:
+                continue
+            share = 100.0 / len(group)
+            finished = group.loc[group["status"] == "finished", column].dropna()
+            color = f"C{i}"
+            ax.hist(finished, bins=bins, alpha=0.5, color=color, weights=[share] * len(finished),
+                    label=f"{method} ({len(group)} runs)")
+            diverged = len(group) - len(finished)
+            ax.bar(low - width * (1.5 + 0.6 * i), diverged * share, width=width * 0.6, color=color, alpha=0.8)
+        ax.axvline(low - width * 0.5, color="0.6", lw=0.5)
+        ax.text(low - width * 1.8, ax.get_ylim()[1] * 0.95, "diverged", fontsize=7, rotation=90, va="top")
+        for threshold in thresholds:
+            ax.axvline(threshold, color="0.3", lw=0.7, ls="--")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(metric)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("% of runs")
+    return fig
+
+
 def samples_figure(records: pd.DataFrame):
     """Sample grids side by side, one per margin (first seed), as the paper's Figure 9."""
     runs = records[records["run_dir"].map(lambda d: (Path(d) / SAMPLES).exists())]
@@ -92,5 +129,34 @@ def plot_histograms(records: pd.DataFrame, out: Path, metric: str) -> list[Path]
     return save(histogram_figure(records, metric), Path(out), f"histogram_{metric.split('.')[-1]}")
 
 
+def plot_reliability(panels: dict[str, pd.DataFrame], out: Path, metric: str, thresholds: Sequence[float] = ()
+                     ) -> list[Path]:
+    return save(reliability_figure(panels, metric, thresholds), Path(out), f"reliability_{metric}")
+
+
 def plot_sample_grids(records: pd.DataFrame, out: Path) -> list[Path]:
     return save(samples_figure(records), Path(out), "samples")
+
+
+def probe_figure(table: pd.DataFrame):
+    """The energy probe: per corruption, AUROC of clean against corrupted test digits by severity, a line per
+    method (mean over runs, min-max band); 0.5 = D's energy does not notice the corruption."""
+    from .common import draw_spread
+
+    kinds = list(dict.fromkeys(table["corruption"]))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.6 * len(kinds), 3.0), squeeze=False, sharey=True,
+                             layout="constrained")
+    methods = sorted(table["method"].unique())
+    for ax, kind in zip(axes[0], kinds):
+        rows = table[table["corruption"] == kind]
+        for i, method in enumerate(methods):
+            runs = rows[rows["method"] == method]
+            series = [(r["severity"], r["auroc"]) for _, r in runs.groupby("run_id")]
+            draw_spread(ax, series, color=f"C{i}", marker="o", ms=3, label=method)
+        ax.axhline(0.5, color="0.5", lw=0.7, ls=":")
+        ax.set_title(kind, fontsize=10)
+        ax.set_xlabel("severity")
+        ax.set_ylim(-0.02, 1.02)
+    axes[0][0].set_ylabel("AUROC (corrupted above clean)")
+    axes[0][-1].legend(fontsize=7)
+    return fig

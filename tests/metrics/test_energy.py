@@ -8,7 +8,7 @@ import torch
 
 from ebm_bench.errors import ConfigError
 from ebm_bench.metrics import auroc, heldout_energy
-from ebm_bench.metrics.energy import average_ranks
+from ebm_bench.stats import average_ranks
 
 
 def _brute_force_auroc(real, fake) -> float:

@@ -184,3 +184,22 @@ def test_counts_stay_exact_and_floats_keep_six_digits(tmp_path):
     records["params_g"] = 2829824
     table = leaderboard_table(records)
     assert table["params_g"].iloc[0] == 2829824 and table["i_prime_mean"].iloc[0] == 1.23457
+
+
+def test_one_method_against_the_others_of_one_table(capsys):
+    # the committed 2-epoch table: EBGAN I' 4.0 +- 1.1 against GAN 1.3 +- 0.8 over 3 seeds, Welch p = 0.035 (as its
+    # README says); EBGAN against itself is not a row
+    from pathlib import Path
+
+    from ebm_bench.leaderboard import compare_methods
+
+    table = load_table(str(Path(__file__).parents[3] / "leaderboards" / "mnist-mlp-2ep" / "table.csv"))
+    rows = compare_methods(table, "ebgan").set_index(["method", "metric"])
+    assert set(rows.index.get_level_values("method")) == {"gan", "ebgan-pt", "began", "magan"}
+    gan = rows.loc[("gan", "i_prime")]
+    assert gan["mean_ebgan"] == pytest.approx(3.99974) and gan["mean_method"] == pytest.approx(1.34535)
+    assert gan["p_value"] == pytest.approx(0.0347, abs=5e-4) and gan["better"] == "A"
+    with pytest.raises(ConfigError, match="--against wgan: no finished runs"):
+        compare_methods(table, "wgan")
+    assert main(["compare", "a.csv"]) == 2
+    assert "or one with --against METHOD" in capsys.readouterr().err
