@@ -36,6 +36,7 @@ def test_make_sh_renders_from_the_records_alone(folder, mnist_root, tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert not (tmp_path / "no-runs").exists()  # nothing trained
-    for table in ("table.csv", "reliability.csv", "4ep/summary.csv"):
+    for table in ("table.csv", "table.md", "compare.md", "reliability.csv", "convergence/convergence.csv",
+                  "2ep/summary.csv", "4ep/summary.csv"):
         if (folder / table).exists():
             assert (copy / table).read_text() == (folder / table).read_text(), table

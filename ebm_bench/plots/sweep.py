@@ -11,8 +11,9 @@ import pandas as pd
 
 from ebm_bench.errors import ConfigError
 from ebm_bench.files import SAMPLES
+from ebm_bench.probe import BASELINE
 
-from .common import plt, save
+from .common import draw_spread, plt, save
 
 MARGIN = "config.method_options.margin"
 SAMPLE_COLUMNS = 8  # grids per row: more would shrink each below legibility on a page
@@ -141,18 +142,17 @@ def plot_sample_grids(records: pd.DataFrame, out: Path) -> list[Path]:
 def probe_figure(table: pd.DataFrame):
     """The energy probe: per corruption, AUROC of clean against corrupted test digits by severity, a line per
     method (mean over runs, min-max band); 0.5 = D's energy does not notice the corruption."""
-    from .common import draw_spread
-
     kinds = list(dict.fromkeys(table["corruption"]))
     fig, axes = plt.subplots(1, len(kinds), figsize=(3.6 * len(kinds), 3.0), squeeze=False, sharey=True,
                              layout="constrained")
-    methods = sorted(table["method"].unique())
+    methods = sorted(set(table["method"]) - {BASELINE}) + ([BASELINE] if BASELINE in set(table["method"]) else [])
     for ax, kind in zip(axes[0], kinds):
         rows = table[table["corruption"] == kind]
         for i, method in enumerate(methods):
             runs = rows[rows["method"] == method]
             series = [(r["severity"], r["auroc"]) for _, r in runs.groupby("run_id")]
-            draw_spread(ax, series, color=f"C{i}", marker="o", ms=3, label=method)
+            style = {"color": "0.35", "ls": "--"} if method == BASELINE else {"color": f"C{i}"}
+            draw_spread(ax, series, marker="o", ms=3, label=method, **style)
         ax.axhline(0.5, color="0.5", lw=0.7, ls=":")
         ax.set_title(kind, fontsize=10)
         ax.set_xlabel("severity")
