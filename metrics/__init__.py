@@ -24,6 +24,7 @@ from .classifier import (
     WeightsMismatchError,
     classifier_features,
     classifier_log_probs,
+    classifier_outputs,
     load_classifier,
     train_classifier,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "weights_sha256",
     "auroc", "heldout_energy",
     "MnistClassifier", "load_classifier", "train_classifier", "classifier_log_probs", "classifier_features",
+    "classifier_outputs",
     "CLASSIFIER_SHA256", "CLASSIFIER_TEST_ACCURACY", "WeightsMismatchError", "TORCH_FIDELITY_VERSION",
 ]
 

@@ -12,7 +12,7 @@ import torch
 
 from ebm_bench.errors import ConfigError
 
-from .classifier import classifier_features, classifier_log_probs, load_classifier
+from .classifier import classifier_features, classifier_outputs, load_classifier
 from .inception import BINARY_INCEPTION_METRICS, inception_metrics, resolve_weights_path
 from .prdc import DEFAULT_K, knn_radii, prdc
 
@@ -26,12 +26,13 @@ class SharedClassifierPass:
         self._outputs: dict[str, list[torch.Tensor]] = {}
 
     def outputs(self, kind: str, classifier) -> list[torch.Tensor]:
-        """"log_probs" or "features" of every set, in order."""
-        if kind not in self._outputs:
-            compute = classifier_log_probs if kind == "log_probs" else classifier_features
+        """"log_probs" or "features" of every set, in order (both come from one pass)."""
+        if not self._outputs:
             # whole batches across set boundaries, so K small sets cost as few calls as one large one
-            rows = torch.cat([compute(batch, classifier, self.batch_size) for batch in self._batches()])
-            self._outputs[kind] = list(rows.split([len(images) for images in self.sets]))
+            passes = [classifier_outputs(batch, classifier, self.batch_size) for batch in self._batches()]
+            sizes = [len(images) for images in self.sets]
+            for k, name in enumerate(("log_probs", "features")):
+                self._outputs[name] = list(torch.cat([p[k] for p in passes]).split(sizes))
         return self._outputs[kind]
 
     def _batches(self):
@@ -99,16 +100,18 @@ class MetricInputs:
         return load_classifier(device=self.device)
 
     @functools.cached_property
-    def classifier_log_probs(self) -> torch.Tensor:
+    def _classifier_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._shared is not None:
-            return self._shared.outputs("log_probs", self.classifier)[self._member]
-        return classifier_log_probs(self.samples, self.classifier)
+            return tuple(self._shared.outputs(kind, self.classifier)[self._member] for kind in ("log_probs", "features"))
+        return classifier_outputs(self.samples, self.classifier)
 
-    @functools.cached_property
+    @property
+    def classifier_log_probs(self) -> torch.Tensor:
+        return self._classifier_outputs[0]
+
+    @property
     def classifier_features(self) -> torch.Tensor:
-        if self._shared is not None:
-            return self._shared.outputs("features", self.classifier)[self._member]
-        return classifier_features(self.samples, self.classifier)
+        return self._classifier_outputs[1]
 
     @functools.cached_property
     def reference_classifier_features(self) -> torch.Tensor:

@@ -252,17 +252,22 @@ def test_a_pack_is_evaluated_in_one_classifier_pass_with_the_scores_of_solo_eval
         state = torch.load(run.run_dir / "checkpoint.pt", weights_only=False)
         run.generator.load_state_dict(state["generator"])
         run.discriminator.load_state_dict(state["discriminator"])
-    seen = []
-    counting = inputs.classifier_features
+    seen = {"classifier_outputs": [], "classifier_features": []}
 
-    def count(images, *args, **kwargs):
-        seen.append(len(images))
-        return counting(images, *args, **kwargs)
+    def counting(name):
+        compute = getattr(inputs, name)
 
-    monkeypatch.setattr(inputs, "classifier_features", count)
+        def count(images, *args, **kwargs):
+            seen[name].append(len(images))
+            return compute(images, *args, **kwargs)
+        return count
+
+    for name in seen:
+        monkeypatch.setattr(inputs, name, counting(name))
     together = evaluation.evaluate_runs(runs)
-    # 3 x 300 samples in batches of 1000 (one pass), then the 300 reference images once, not three times
-    assert sorted(seen) == [300, 900]
+    # 3 x 300 samples in batches of 1000 (one pass for log-probabilities and features together), then the 300
+    # reference images once, not three times
+    assert seen == {"classifier_outputs": [900], "classifier_features": [300]}
     for run, (scores, provenance) in zip(runs, together):
         alone, alone_provenance = evaluation.evaluate(run)
         assert scores.keys() == alone.keys() and provenance == alone_provenance

@@ -16,6 +16,7 @@ from ebm_bench.metrics import (
     WeightsMismatchError,
     classifier_features,
     classifier_log_probs,
+    classifier_outputs,
     load_classifier,
 )
 from ebm_bench.metrics.classifier import WEIGHTS_PATH, _fit, file_sha256, state_dict_bytes
@@ -49,6 +50,14 @@ def test_features_are_the_128_dimensional_penultimate_layer(mnist_test_images):
     assert features.shape == (20, 128)
     assert torch.allclose(torch.log_softmax(logits.double(), dim=1), classifier_log_probs(mnist_test_images[:20]),
                           atol=1e-5)
+
+
+def test_one_pass_gives_the_log_probs_and_features_bit_for_bit(mnist_test_images):
+    images = mnist_test_images[:1500]  # two batches of 1000, the second partial
+    log_probs, features = classifier_outputs(images)
+    assert torch.equal(log_probs, classifier_log_probs(images)) and torch.equal(features, classifier_features(images))
+    empty_log_probs, empty_features = classifier_outputs(images[:0])
+    assert empty_log_probs.shape == (0, 10) and empty_features.shape == (0, 128)
 
 
 def test_other_weights_are_refused_unless_the_check_is_switched_off(tmp_path):
