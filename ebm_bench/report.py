@@ -24,8 +24,9 @@ from ebm_bench.files import SAMPLES, atomic_write_bytes
 from ebm_bench.leaderboard import display_rows, leaderboard_from_runs, record_metrics, render
 from ebm_bench.leaderboard.build import quality_metrics
 from ebm_bench.leaderboard.reference import read_records
+from ebm_bench.leaderboard.reliability import N_LAYERS, SUBSETS, subset
 from ebm_bench.plots import MARGIN, default_metrics, energy_figure, figure_bytes, histogram_figure, margin_figure
-from ebm_bench.plots import quality_figure, samples_figure
+from ebm_bench.plots import quality_figure, reliability_figure, samples_figure
 from ebm_bench.plots.common import plt
 from ebm_bench.runs import check_out_dir
 
@@ -186,7 +187,15 @@ def _sweep(records: pd.DataFrame) -> str:
             parts.append(_figure(samples_figure(records), "samples per margin"))
             parts.append('<p class="caption">Samples of the first seed at each margin (the EBGAN paper\'s '
                          "Figure 9).</p>")
-    if metrics and records.groupby("method").size().max() >= HISTOGRAM_RUNS:
+    layers_vary = all(c in records for c in N_LAYERS) and max(records[c].nunique() for c in N_LAYERS) > 1
+    if metrics and layers_vary and records.groupby("method").size().max() >= HISTOGRAM_RUNS:
+        metric = metrics[0].split(".")[-1]
+        panels = {name: subset(records, name) for name in SUBSETS}
+        parts.append(_figure(reliability_figure(panels, metric), f"histograms of {metric} over the grid"))
+        parts.append(f'<p class="caption">Share of runs per {_e(metric)} bin over the grid, all of it and its '
+                     "smaller networks (the EBGAN paper's Figure 2); diverged runs are the bars left of the "
+                     "axis.</p>")
+    elif metrics and records.groupby("method").size().max() >= HISTOGRAM_RUNS:
         parts.append(_figure(histogram_figure(records, metrics[0]), f"histogram of {metrics[0]}"))
         parts.append(f'<p class="caption">Share of runs per {_e(metrics[0].split(".")[-1])} bin, per method (the '
                      "EBGAN paper's Figure 2): how reliably a method reaches a score.</p>")

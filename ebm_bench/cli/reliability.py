@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ebm_bench.errors import ConfigError
 from ebm_bench.files import atomic_write_bytes
-from ebm_bench.leaderboard.reliability import (DEFAULT_THRESHOLDS, SUBSETS, reliability_markdown, reliability_table,
-                                               reliability_test, subset)
+from ebm_bench.leaderboard.reliability import (DEFAULT_THRESHOLDS, SUBSETS, optimiser_panels, reliability_markdown,
+                                               reliability_table, reliability_test, subset)
 from ebm_bench.plots import plot_reliability
 from ebm_bench.runs import load_records
 
@@ -18,7 +18,8 @@ def add_parser(subparsers) -> None:
                               description="Per subset of the grid (all, nLayer<=4, nLayer<=3) and per method (and "
                                           "optimiser pair): diverged share and the share of runs at or above each "
                                           "threshold with 95%% bootstrap intervals; a Mann-Whitney test of "
-                                          "--better over --worse; the histograms of the EBGAN paper's Figure 2.")
+                                          "--better over --worse; the histograms of the EBGAN paper's Figure 2 and, "
+                                          "per optimiser pair of a grid with several, of its Figure 3.")
     p.add_argument("runs", nargs="+", help="run folders, or folders of them (the grid's runs)")
     p.add_argument("--out", default="reliability", help="folder for reliability.csv/.md, tests.csv and the plots")
     p.add_argument("--metric", default="i_prime", help="the score (default: i_prime)")
@@ -46,5 +47,8 @@ def command(args) -> int:
     markdown = reliability_markdown(table, tests)
     atomic_write_bytes(out / "reliability.md", markdown.encode())
     plot_reliability({name: subset(records, name) for name in SUBSETS}, out, args.metric, thresholds)
+    by_optimiser = optimiser_panels(records, args.better) if args.better in methods else {}
+    if by_optimiser:
+        plot_reliability(by_optimiser, out, args.metric, thresholds, name="reliability_by_optimiser")
     print(markdown)
     return 0

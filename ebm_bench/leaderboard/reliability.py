@@ -41,6 +41,20 @@ def groups(records: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return out
 
 
+def optimiser_panels(records: pd.DataFrame, reference: str) -> dict[str, pd.DataFrame]:
+    """The paper's Figure 3: a panel per optimiser pair (optimD, optimG) of each method whose runs use several,
+    holding that pair's runs and, beside them, every run of `reference` (the paper's EBGAN, one optimiser)."""
+    if not all(c in records for c in OPTIMIZERS):
+        return {}
+    beside = records[records["method"] == reference]
+    panels = {}
+    for method, runs in records[records["method"] != reference].groupby("method", sort=True):
+        if runs[list(OPTIMIZERS)].drop_duplicates().shape[0] > 1:
+            for (opt_d, opt_g), pair in runs.groupby(list(OPTIMIZERS), sort=True):
+                panels[f"{method} D:{opt_d} G:{opt_g}"] = pd.concat([pair, beside])
+    return panels
+
+
 def scores(runs: pd.DataFrame, column: str) -> np.ndarray:
     """The metric per run, -inf for a run that did not finish (diverged): below any threshold, ranked lowest."""
     finished = runs["status"] == "finished"

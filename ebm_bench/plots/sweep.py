@@ -101,11 +101,13 @@ def reliability_figure(panels: dict[str, pd.DataFrame], metric: str, thresholds:
 
 
 def samples_figure(records: pd.DataFrame):
-    """Sample grids side by side, one per margin (first seed), as the paper's Figure 9."""
+    """Sample grids side by side, one per margin (first seed), as the paper's Figure 9; a row per method when the
+    records hold several."""
     runs = records[records["run_dir"].map(lambda d: (Path(d) / SAMPLES).exists())]
     if MARGIN in runs and runs[MARGIN].notna().any():
-        runs = runs.sort_values([MARGIN, "seed"]).groupby(MARGIN).head(1)
-        labels = [f"m = {m:g}" for m in runs[MARGIN]]
+        runs = runs[runs[MARGIN].notna()].sort_values(["method", MARGIN, "seed"]).groupby(["method", MARGIN]).head(1)
+        several = runs["method"].nunique() > 1
+        labels = [f"{method} m = {m:g}" if several else f"m = {m:g}" for method, m in zip(runs["method"], runs[MARGIN])]
     else:
         runs = runs.sort_values(["method", "seed"]).groupby("method").head(1)
         labels = list(runs["method"])
@@ -130,9 +132,9 @@ def plot_histograms(records: pd.DataFrame, out: Path, metric: str) -> list[Path]
     return save(histogram_figure(records, metric), Path(out), f"histogram_{metric.split('.')[-1]}")
 
 
-def plot_reliability(panels: dict[str, pd.DataFrame], out: Path, metric: str, thresholds: Sequence[float] = ()
-                     ) -> list[Path]:
-    return save(reliability_figure(panels, metric, thresholds), Path(out), f"reliability_{metric}")
+def plot_reliability(panels: dict[str, pd.DataFrame], out: Path, metric: str, thresholds: Sequence[float] = (),
+                     name: str = "reliability") -> list[Path]:
+    return save(reliability_figure(panels, metric, thresholds), Path(out), f"{name}_{metric}")
 
 
 def plot_sample_grids(records: pd.DataFrame, out: Path) -> list[Path]:

@@ -18,6 +18,7 @@ from ebm_bench.plots import (
     plot_raw_trajectories,
     quality_figure,
     reference_energy,
+    samples_figure,
 )
 from ebm_bench.plots.common import plt, spread
 from ebm_bench.plots.energy import run_energies
@@ -123,3 +124,22 @@ def test_the_plot_command_keeps_the_raw_panels_under_an_option(report_runs, tmp_
     assert main(["plot", str(report_runs), "--out", str(tmp_path), "--raw-columns", "k_tt"]) == 2
     err = capsys.readouterr().err
     assert "k_tt" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_samples_per_margin_take_the_first_seed_and_a_row_per_method(tmp_path):
+    rows = []
+    for method in ("ebgan", "ebgan-pt"):
+        for margin in (1.0, 4.0):
+            for seed in (1, 0):
+                run_dir = tmp_path / f"{method}-{margin:g}-{seed}"
+                run_dir.mkdir()
+                plt.imsave(run_dir / "samples.png", np.eye(4 + seed), cmap="gray")  # seed 0: 4 x 4
+                rows.append({"method": method, "seed": seed, "run_dir": str(run_dir),
+                             "config.method_options.margin": margin})
+    fig = samples_figure(pd.DataFrame(rows))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["ebgan m = 1", "ebgan m = 4", "ebgan-pt m = 1", "ebgan-pt m = 4"]
+    one_method = samples_figure(pd.DataFrame(rows[:4]))
+    assert [ax.get_title() for ax in one_method.axes if ax.get_title()] == ["m = 1", "m = 4"]
+    assert all(img.get_array().shape[:2] == (4, 4) for ax in fig.axes for img in ax.get_images())  # seed 0's grids
+    plt.close("all")

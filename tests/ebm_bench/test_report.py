@@ -91,6 +91,20 @@ def test_runs_that_differ_in_the_margin_get_the_margin_curve(report_runs, tmp_pa
     assert '<section id="sweep">' in text and 'alt="scores against the margin m"' in text
 
 
+def test_a_grid_over_layers_gets_the_papers_reliability_histograms(tmp_path):
+    import pandas as pd
+
+    from ebm_bench.report import _sweep
+
+    rows = [{"method": method, "status": "finished", "seed": 0, "run_dir": str(tmp_path / f"{method}{i}"),
+             "evaluation.i_prime": float(i), "config.mlp.n_layer_g": 2 + i % 4, "config.mlp.n_layer_d": 2}
+            for method in ("ebgan", "gan") for i in range(5)]
+    html = _sweep(pd.DataFrame(rows))
+    assert 'alt="histograms of i_prime over the grid"' in html and "histogram of" not in html
+    one_shape = _sweep(pd.DataFrame(rows).assign(**{"config.mlp.n_layer_g": 5}))
+    assert 'alt="histogram of evaluation.i_prime"' in one_shape  # no grid over layers: the plain histogram
+
+
 def test_scores_over_training_join_the_table_as_their_best_and_their_drop(report_runs, tmp_path):
     runs = tmp_path / "runs"
     shutil.copytree(report_runs, runs)

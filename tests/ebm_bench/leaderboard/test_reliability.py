@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from ebm_bench.cli import main
-from ebm_bench.leaderboard.reliability import reliability_markdown, reliability_table, reliability_test, subset
+from ebm_bench.leaderboard.reliability import (optimiser_panels, reliability_markdown, reliability_table,
+                                               reliability_test, subset)
 from ebm_bench.plots import reliability_figure
 
 
@@ -52,6 +53,16 @@ def test_markdown_and_figure():
     assert len(fig.axes) == 2
     bars = [p for p in fig.axes[0].patches if p.get_x() < 0.25]  # diverged: left of the lowest score (0.5)
     assert sorted(round(b.get_height()) for b in bars) == [25, 25]
+
+
+def test_figure_3_panels_put_each_optimiser_pair_beside_every_reference_run():
+    panels = optimiser_panels(grid(), "ebgan")
+    assert list(panels) == ["gan D:adam G:adam", "gan D:sgd G:sgd"]
+    counts = {name: runs["method"].value_counts().to_dict() for name, runs in panels.items()}
+    assert counts == {"gan D:adam G:adam": {"ebgan": 4, "gan": 2}, "gan D:sgd G:sgd": {"ebgan": 4, "gan": 2}}
+    assert optimiser_panels(grid()[grid()["method"] == "ebgan"], "ebgan") == {}  # one optimiser pair: no figure
+    fig = reliability_figure(panels, "i_prime")
+    assert [ax.get_title() for ax in fig.axes] == list(panels)
 
 
 def test_bad_thresholds_are_one_line(tmp_path, capsys):
