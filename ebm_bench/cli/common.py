@@ -148,7 +148,7 @@ def plan_of(args, sweep: bool = True) -> Plan:
     fixed = {name: values[0] for name, values in parse_grid(getattr(args, "set", [])).items()}
     return plan_runs(file, method_list(args.methods), args.seeds or (), settings=flag_settings(args),
                      options=method_options(args), fixed=fixed, grid=parse_grid(getattr(args, "grid", [])),
-                     sample=getattr(args, "sample", None))
+                     sample=getattr(args, "sample", None), sample_seed=getattr(args, "sample_seed", 0))
 
 
 def emit(text: str, output: str | None) -> None:

@@ -18,6 +18,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--methods", help="comma-separated methods (default: the config file's)")
     add_grid_arguments(p)
     p.add_argument("--sample", type=int, help="a seeded random subset of K grid points")
+    p.add_argument("--sample-seed", type=int, default=0,
+                   help="the seed of --sample's subset (default 0): sub-grids sampled with different seeds draw "
+                        "different points")
     p.add_argument("--dry-run", action="store_true", help="check every run's config, print the runs and exit")
     p.add_argument("--name", help="sweep name for its summary and plots (default: the config file's or 'sweep')")
     p.add_argument("--executor", choices=("local", "ray"), default="local")

@@ -170,7 +170,7 @@ def check_names(file: ConfigFile, methods: Sequence[str]) -> None:
 def plan_runs(file: ConfigFile | None, methods: Sequence[str] = (), seeds: Sequence[int] = (), *,
               settings: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
               fixed: dict[str, Any] | None = None, grid: dict[str, list] | None = None, sample: int | None = None,
-              base: RunConfig | None = None) -> Plan:
+              sample_seed: int = 0, base: RunConfig | None = None) -> Plan:
     """The runs of a command. Settings apply in layers, each overriding the one before: the config file, the
     command line's flags (`settings`) and method `options`, `--set` (`fixed`), then the grid axes. Methods, seeds
     and grid axes given on the command line replace the file's."""
@@ -188,7 +188,7 @@ def plan_runs(file: ConfigFile | None, methods: Sequence[str] = (), seeds: Seque
         config = apply_settings(config, typed_settings(layer, methods), methods)
     axes = {name: [typed_setting(name, v, methods) for v in values]
             for name, values in {**(file.grid if file else {}), **(grid or {})}.items()}
-    return Plan([checked(c) for c in expand(methods, seeds, axes, config, sample)], methods, seeds, axes)
+    return Plan([checked(c) for c in expand(methods, seeds, axes, config, sample, sample_seed)], methods, seeds, axes)
 
 
 def build_sweep(preset: str | None, methods: Sequence[str], grid_items: Sequence[str], set_items: Sequence[str],

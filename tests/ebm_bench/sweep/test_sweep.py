@@ -9,6 +9,7 @@ import pytest
 import ebm_bench
 from ebm_bench import Budget, MLPConfig, RunConfig
 from ebm_bench.api import train_one
+from ebm_bench.cli import main
 from ebm_bench.errors import ConfigError
 from ebm_bench.plots import plot_all, plot_histograms
 from ebm_bench.runs import load_records
@@ -65,6 +66,16 @@ def test_sample_is_a_seeded_subset_of_grid_points():
     first = sweep("gan-paper-grid", sample=10)
     assert len(first) == 10 and first == sweep("gan-paper-grid", sample=10)
     assert len({json.dumps(dataclasses.asdict(c), sort_keys=True) for c in first}) == 10
+
+
+def test_another_sample_seed_draws_other_points(capsys):
+    def points(*extra):
+        assert main(["sweep", "--preset", "gan-paper-grid", "--sample", "16", "--dry-run", *extra]) == 0
+        return [line.split("seed 0")[1] for line in capsys.readouterr().out.splitlines() if "seed 0" in line]
+
+    default, again, other = points(), points("--sample-seed", "0"), points("--sample-seed", "3")
+    assert len(default) == len(other) == 16 and default == again
+    assert len(set(default) & set(other)) <= 1  # 16 of 6,144 points twice: almost surely disjoint
 
 
 def test_bad_grids_are_clear_errors():
@@ -154,8 +165,6 @@ def test_each_plot_renders(mnist_root, tmp_path):
 
 
 def test_sweep_command_writes_a_summary_and_plots(mnist_root, tmp_path, capsys):
-    from ebm_bench.cli import main
-
     small = ["--steps", "4", "--batch-size", "16", "--n-layer-g", "2", "--size-g", "32", "--size-d", "32",
              "--z-dim", "8", "--log-every", "2", "--holdout", "64", "--no-download", "--data-root", str(mnist_root),
              "--eval-n", "100",
