@@ -77,10 +77,27 @@ def run_pack_safely(configs: list[RunConfig]) -> list[Outcome]:
             else Outcome(config, r.status, r.run_id, r.run_dir) for config, r in zip(configs, results)]
 
 
+PARENT_POLL_S = 1.0
+
+
 def _worker_init(threads: int) -> None:
+    import threading
+
     import torch
 
     torch.set_num_threads(threads)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A sweep killed outright (kill -9, a lost terminal) leaves its pool workers orphaned, training on and holding
+    their runs' locks, so a restarted sweep would skip those runs as 'being written'. A worker ends when its parent
+    does: its runs are resumable from their last checkpoint, as after any kill."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
 
 
 def execute_local(packs: Sequence[Sequence[RunConfig]], workers: int = 1,

@@ -2,7 +2,13 @@
 
 import dataclasses
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -220,3 +226,51 @@ def test_a_sweep_run_prints_plain_progress_lines(mnist_root, tmp_path, capsys):
     err = capsys.readouterr().err
     assert outcome.status == "finished"
     assert re.search(r"gan-mnist-seed0-\w+ +step 2/6 .*steps/s .*ETA", err)  # the first interval; later ones wait 30 s
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc (Linux)")
+def test_a_sweep_killed_outright_takes_its_worker_processes_with_it(mnist_root, tmp_path):
+    args = ["sweep", "--methods", "ebgan", "--seeds", "0,1", "--workers", "2", "--steps", "100000", "--batch-size",
+            "16", "--n-layer-g", "2", "--size-g", "32", "--size-d", "32", "--z-dim", "8", "--holdout", "64",
+            "--no-download", "--data-root", str(mnist_root), "--out", str(tmp_path / "runs"), "--no-plots"]
+    sweep = subprocess.Popen([sys.executable, "-c", "import sys; from ebm_bench.cli import main; sys.exit(main())",
+                              *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the two training workers are up once both runs write a trajectory
+            if len(list((tmp_path / "runs").glob("*/trajectory.csv"))) == 2:
+                break
+            time.sleep(0.5)
+        workers = {pid for pid in _children(sweep.pid) if _alive(pid)}
+        assert len(workers) >= 2 and sweep.poll() is None
+        sweep.send_signal(signal.SIGKILL)
+        sweep.wait()
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in workers)
+    finally:  # nothing outlives the test, whatever failed
+        for pid in {sweep.pid} | workers | _children(sweep.pid):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
