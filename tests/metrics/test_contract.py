@@ -41,9 +41,12 @@ INCEPTION = {"is", "is_std", "fid", "kid", "kid_std", "inception_precision", "in
 def known_inputs(values: dict) -> MetricInputs:
     inputs = MetricInputs(samples=torch.zeros(2, 1, 32, 32), energy_real=values.get("energy_real"),
                           energy_fake=values.get("energy_fake"))
-    for name, value in values.items():
-        if not name.startswith("energy_"):
-            inputs.__dict__[name] = value  # pre-fills the cached property, as if the classifier had run
+    # pre-fills the cached classifier pass (log-probabilities, features), as if the classifier had run
+    if "classifier_log_probs" in values or "classifier_features" in values:
+        inputs.__dict__["_classifier_outputs"] = (values.get("classifier_log_probs"),
+                                                  values.get("classifier_features"))
+    if "reference_classifier_features" in values:
+        inputs.__dict__["reference_classifier_features"] = values["reference_classifier_features"]
     return inputs
 
 
