@@ -14,8 +14,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default="plots", help="output folder for PNG and SVG files (default: plots)")
     # --metrics already names record scores (the margin curve's and the histogram's), so the logged trajectory
     # columns get their own option rather than a second meaning of --metrics
-    p.add_argument("--metrics", help="comma-separated record columns for the margin curve and the histogram, e.g. "
-                                     "evaluation.i_prime")
+    p.add_argument("--metrics", help="comma-separated scores for the margin curve and the histogram, named as the "
+                                     "leaderboard names them, e.g. i_prime,fid_mnist,i_prime.best")
     p.add_argument("--raw", action="store_true",
                    help="also draw the trajectory as logged, in each method's own units (trajectories.png): "
                         "energies, margin, k_t and M_global per method")

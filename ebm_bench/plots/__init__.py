@@ -40,12 +40,25 @@ PREFERRED_METRICS = ["evaluation.i_prime", "evaluation.classes_covered", "evalua
 __all__ = ["DEFAULT_PANELS", "MARGIN", "PREFERRED_METRICS", "energy_figure", "figure_bytes", "histogram_figure",
            "margin_figure", "normalise_energy", "plot_all", "plot_energy", "plot_histograms",
            "plot_margin_sensitivity", "plot_quality", "plot_raw_trajectories", "plot_reliability", "plot_sample_grids",
-           "probe_figure", "quality_figure", "reference_energy", "reliability_figure", "samples_figure", "save",
-           "tracking_figure"]
+           "probe_figure", "quality_figure", "record_columns", "reference_energy", "reliability_figure",
+           "samples_figure", "save", "tracking_figure"]
 
 
 def default_metrics(records) -> list[str]:
     return [c for c in PREFERRED_METRICS if c in records and records[c].notna().any()]
+
+
+def record_columns(records, names: Sequence[str]) -> list[str]:
+    """Record columns for score names as the leaderboard spells them: `i_prime` is `evaluation.i_prime` and
+    `i_prime.best` is `quality.i_prime.best`; a full column name stays as it is."""
+    columns, unknown = [], []
+    for name in names:
+        found = next((c for c in (name, f"evaluation.{name}", f"quality.{name}") if c in records), None)
+        (columns if found else unknown).append(found or name)
+    if unknown:
+        raise ConfigError(f"the runs hold no score named {', '.join(unknown)}; use a name from their records, "
+                          f"e.g. i_prime, fid_mnist or i_prime.best")
+    return columns
 
 
 def plot_all(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str] = (),
@@ -57,7 +70,7 @@ def plot_all(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str
     if records.empty:
         raise ConfigError(f"no run folders under {', '.join(map(str, paths))}")
     out = Path(out)
-    metrics = list(metrics) or default_metrics(records)
+    metrics = record_columns(records, metrics) if metrics else default_metrics(records)
     written = []
     for figure, name in ((energy_figure(records), "energy"), (quality_figure(records), "quality")):
         if figure is not None:

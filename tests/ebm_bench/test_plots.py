@@ -17,6 +17,7 @@ from ebm_bench.plots import (
     plot_quality,
     plot_raw_trajectories,
     quality_figure,
+    record_columns,
     reference_energy,
     samples_figure,
 )
@@ -143,3 +144,11 @@ def test_samples_per_margin_take_the_first_seed_and_a_row_per_method(tmp_path):
     assert [ax.get_title() for ax in one_method.axes if ax.get_title()] == ["m = 1", "m = 4"]
     assert all(img.get_array().shape[:2] == (4, 4) for ax in fig.axes for img in ax.get_images())  # seed 0's grids
     plt.close("all")
+
+
+def test_plot_metrics_are_named_as_the_leaderboard_names_them():
+    records = pd.DataFrame({"evaluation.i_prime": [1.0], "quality.i_prime.best": [2.0], "margin": [4.0]})
+    assert record_columns(records, ["i_prime", "i_prime.best", "margin"]) == [
+        "evaluation.i_prime", "quality.i_prime.best", "margin"]
+    with pytest.raises(ConfigError, match="no score named fid_mnist, nope"):
+        record_columns(records, ["i_prime", "fid_mnist", "nope"])
