@@ -26,7 +26,6 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import torch
-import torchvision.transforms.functional as TF
 from torch import nn
 
 from .config import RunConfig
@@ -59,6 +58,8 @@ def corrupt(images: torch.Tensor, kind: str, severity: float, generator: torch.G
         hidden = torch.rand(images.shape[0], 1, *images.shape[2:], generator=generator, device=images.device)
         return images.masked_fill(hidden < severity, BACKGROUND)
     if kind == "rotate":
+        import torchvision.transforms.functional as TF  # here: importing torchvision costs every CLI command 2 s
+
         return TF.rotate(images, severity, interpolation=TF.InterpolationMode.BILINEAR, fill=BACKGROUND)
     if kind == "invert":
         return (1.0 - 2.0 * severity) * images
