@@ -54,7 +54,7 @@ def main() -> None:
             with_scores.append(timed_run(scored))
         a, b = statistics.median(without), statistics.median(with_scores)
         evaluations = -(-args.steps // args.eval_every)  # every N steps and at the last
-        print(f"| {method} | {args.steps} | {evaluations} | {a:.1f} | {b:.1f} | +{100 * (b - a) / a:.1f}% "
+        print(f"| {method} | {args.steps} | {evaluations} | {a:.1f} | {b:.1f} | {100 * (b - a) / a:+.1f}% "
               f"({(b - a) / evaluations:.2f} s per evaluation) |", flush=True)
 
 
