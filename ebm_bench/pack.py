@@ -547,7 +547,7 @@ class PackedTrainer:
     # -- the loop (as Trainer.train, for K runs) ---------------------------------------------------------------------
     def train(self) -> list[RunResult]:
         for member in self.members:
-            member.writer.start(resume_after_step=self.start_step if self.start_step else None)
+            member.start_trajectory(self.start_step)
             if member.on_start:
                 budget = member.cfg.budget
                 member.on_start(RunStart(member.run.run_id, self.start_step, budget,

@@ -18,7 +18,6 @@ Images are in [-1, 1] with a background of -1, as the runs train on them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from types import SimpleNamespace
@@ -31,7 +30,15 @@ from torch import nn
 from .config import RunConfig
 from .errors import ConfigError
 from .evaluate import energies
-from .files import CHECKPOINT, CONFIG
+from .files import (
+    CHECKPOINT,
+    CONFIG,
+    RESULT,
+    checkpoint_mismatch_error,
+    load_checkpoint,
+    read_json_object,
+    read_result,
+)
 from .metrics import auroc
 from .stats import spearman
 from .train import PreparedRun, prepare
@@ -72,15 +79,18 @@ def load_trained(run_dir: str | Path, data_root: str | None = None) -> PreparedR
     if not (run_dir / CHECKPOINT).exists():
         raise ConfigError(f"{run_dir} has no {CHECKPOINT}: probing needs the trained networks, which committed "
                           "records leave out; train the run again (its make.sh) or point at its scratch folder")
-    config = RunConfig.from_dict(json.loads((run_dir / CONFIG).read_text()))
+    state = load_checkpoint(run_dir / CHECKPOINT, "cpu")  # before the data loads: a bad file fails at once
+    config = RunConfig.from_dict(read_json_object(run_dir / CONFIG))
     changes = {"out": str(run_dir.parent), "device": "cpu", "download": False}
     if data_root:
         changes["data_root"] = data_root
     run = prepare(RunConfig.from_dict(config.to_dict() | changes))
-    state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
-    run.generator.load_state_dict(state["generator"])
-    run.discriminator.load_state_dict(state["discriminator"])
-    run.method.load_state_dict(state["method"])
+    try:
+        run.generator.load_state_dict(state["generator"])
+        run.discriminator.load_state_dict(state["discriminator"])
+        run.method.load_state_dict(state["method"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as err:
+        raise checkpoint_mismatch_error(run_dir / CHECKPOINT, err) from None
     return run
 
 
@@ -151,7 +161,7 @@ def probe_runs(run_dirs, n: int = 2000, data_root: str | None = None) -> pd.Data
     tables, run = [], None
     for run_dir in map(Path, run_dirs):
         run = load_trained(run_dir, data_root)
-        result = json.loads((run_dir / "result.json").read_text())
+        result = read_result(run_dir / RESULT)
         table = probe(run, test_digits(run, n))
         table.insert(0, "seed", run.config.seed)
         table.insert(0, "method", run.config.method)

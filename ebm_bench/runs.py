@@ -43,7 +43,9 @@ from .files import (
     SCHEMA_VERSION,
     TRAJECTORY,
     corrupt_file_error,
-    read_json,
+    load_checkpoint,
+    read_json_object,
+    read_result,
     write_json,
 )
 from .pack import PackedTrainer, uses_cuda_graphs
@@ -64,9 +66,20 @@ def run_lock(run_dir: Path, run_id: str) -> Iterator[None]:
 
     The lock file is never deleted: deleting it while another process waits to open it would let two
     processes lock two different files. flock, not a pid file, so that a killed process holds nothing.
+    Neither the run folder nor its lock may be a symbolic link: writing through one writes outside --out.
     """
+    check_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    lock = run_dir / LOCK
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as err:
+        if lock.is_symlink():
+            raise ConfigError(f"{lock} is a symbolic link; a run folder's lock never is, and ebm-bench does not "
+                              "write through links: delete it and run again") from None
+        if lock.is_dir():
+            raise ConfigError(f"{lock} is a folder, not a run's lock file: delete it and run again") from None
+        raise ConfigError(f"cannot open {lock}: {err.strerror}; check the run folder's permissions") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -83,8 +96,21 @@ def run_lock(run_dir: Path, run_id: str) -> Iterator[None]:
         os.close(fd)  # releases the flock
 
 
-def check_out_dir(out: Path) -> None:
+def check_run_dir(run_dir: Path) -> None:
+    """A run folder ebm-bench may write and clear: a folder of its own (or none yet), never a link to one."""
+    if run_dir.is_symlink():
+        raise ConfigError(f"{run_dir} is a symbolic link; ebm-bench writes and clears run folders only inside --out, "
+                          "never through links: delete the link (or choose another --out) and run again")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file where this run's folder goes: delete it (or choose another --out) "
+                          "and run again")
+
+
+def check_out_dir(out: str | Path) -> None:
     """Fail before any data loads or training when runs cannot be written under --out: a real write probe."""
+    if not str(out).strip():  # Path("") is ".": an empty --out would quietly mean the current folder
+        raise ConfigError("--out is empty; pass the folder for the run folders (e.g. --out runs)")
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; pass a directory")
     file_above = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
@@ -158,15 +184,17 @@ def existing_result(run_dir: Path) -> RunResult | None:
     path = run_dir / RESULT
     if not path.exists():
         return None
+    stored = read_result(path)
     try:
-        result = RunResult(**read_json(path))
-    except (ValueError, TypeError) as err:  # truncated JSON, or not a result's fields
+        result = RunResult(**stored)
+    except TypeError as err:  # fields a result does not have
         raise corrupt_file_error(path, err) from None
     return result if result.status in ("finished", "diverged") else None
 
 
 def _clear(run_dir: Path) -> None:
-    """Everything of a run but its lock, which this process holds."""
+    """Everything of a run but its lock, which this process holds; links are removed, never followed."""
+    check_run_dir(run_dir)
     for path in run_dir.iterdir():
         if path.name == LOCK:
             continue
@@ -180,7 +208,7 @@ def train_one(config: RunConfig, restart: bool = False, on_log: Callable[[dict],
               on_start: Callable[[RunStart], None] | None = None) -> RunResult:
     """Train one run to its budget and evaluate it. A finished run is returned as stored; an interrupted one
     resumes from its last checkpoint. Raises RunLocked when another live process is writing the run."""
-    check_out_dir(Path(config.out))
+    check_out_dir(config.out)
     run = prepare(config)
     if not restart and (stored := existing_result(run.run_dir)) is not None:
         return stored  # an ended run is only read: no lock needed
@@ -219,9 +247,11 @@ Progress = Callable[[int], "tuple[Callable[[dict], None] | None, Callable[[RunSt
 
 def _checkpoint_step(run_dir: Path) -> int:
     """The step a run would resume from (0: none); an unreadable checkpoint fails later, with its own message."""
+    if not (run_dir / CHECKPOINT).exists():
+        return 0
     try:
-        return int(torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)["result"]["steps"])
-    except Exception:  # noqa: BLE001 (absent or corrupt: the trainer's resume says which)
+        return int(load_checkpoint(run_dir / CHECKPOINT, "cpu")["result"]["steps"])
+    except (EbmBenchError, KeyError, TypeError, ValueError):  # the trainer's resume says what is wrong with it
         return 0
 
 
@@ -234,7 +264,7 @@ def train_pack(configs: list[RunConfig], restart: bool = False, progress: Progre
     as separate packs. A pack of one trains solo.
     """
     for out in sorted({c.out for c in configs}):
-        check_out_dir(Path(out))
+        check_out_dir(out)
     runs = [prepare(config) for config in configs]
     results: list[RunResult | RunLocked | None] = [None] * len(runs)
     with ExitStack() as locks:
@@ -302,16 +332,14 @@ def _flatten(prefix: str, data: dict) -> dict:
 
 
 def load_record(run_dir: Path) -> dict:
-    result = read_json(run_dir / RESULT)
-    version = result.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ConfigError(f"{run_dir}/{RESULT} has schema version {version}; this ebm-bench reads version "
-                          f"{SCHEMA_VERSION}. Use the ebm-bench version that wrote it, or re-run the run.")
-    config = read_json(run_dir / CONFIG)
+    """One run as a flat row; a record that is not one raises UnreadableRecord (a ValueError, like a truncated
+    file's), one line naming the file."""
+    result = read_result(run_dir / RESULT)
+    config = read_json_object(run_dir / CONFIG)
     row = _flatten("config.", config) | _flatten("", {k: v for k, v in result.items() if k != "final"})
     row |= _flatten("final.", result.get("final", {}))
     if (run_dir / MANIFEST).is_file():
-        row |= _flatten("manifest.", read_json(run_dir / MANIFEST))
+        row |= _flatten("manifest.", read_json_object(run_dir / MANIFEST))
     row["run_dir"] = str(run_dir)
     return row
 

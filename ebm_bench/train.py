@@ -30,7 +30,9 @@ from .files import (
     RESULT,
     SCHEMA_VERSION,
     TRAJECTORY,
+    checkpoint_mismatch_error,
     corrupt_file_error,
+    load_checkpoint,
     save_torch,
     write_json,
 )
@@ -244,7 +246,7 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------------------
     def train(self) -> RunResult:
         start_step = self._resume()
-        self.writer.start(resume_after_step=start_step if start_step else None)
+        self.start_trajectory(start_step)
         if self.on_start:
             budget = self.cfg.budget
             self.on_start(RunStart(self.run.run_id, start_step, budget, budget.expected_steps(self.cfg.batch_size)))
@@ -274,6 +276,13 @@ class Trainer:
             if row is not None and self.on_log:
                 self.on_log(row)
         return self._finish()
+
+    def start_trajectory(self, start_step: int) -> None:
+        """The trajectory file of a run starting at `start_step`: rows up to a resumed checkpoint kept, the last one
+        (the checkpoint's own last row) checked to be there."""
+        last_row = self.result.final.get("step") if start_step else None
+        self.writer.start(resume_after_step=start_step if start_step else None,
+                          last_row_step=int(last_row) if last_row is not None else None)
 
     def _elapsed(self, started: float) -> float:
         if self.run.device.type == "cuda":  # so wall_s covers the work, not just its launch; logging and
@@ -319,11 +328,19 @@ class Trainer:
         path = self.run.run_dir / CHECKPOINT
         if not path.exists():
             return 0
+        state = load_checkpoint(path, self.run.device)
         try:
-            state = torch.load(path, map_location=self.run.device, weights_only=False)
             result = RunResult(**state["result"])
-        except Exception as err:  # noqa: BLE001 (truncated, not a checkpoint: any reason, the same advice)
+        except (KeyError, TypeError) as err:  # not a checkpoint of a run
             raise corrupt_file_error(path, err) from None
+        try:
+            self._load_state(state)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+            raise checkpoint_mismatch_error(path, err) from None  # another method's, architecture's or size's
+        self.result = result
+        return self.result.steps
+
+    def _load_state(self, state: dict[str, Any]) -> None:
         self.G.load_state_dict(state["generator"])
         self.D.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["optimizer_g"])
@@ -338,8 +355,6 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
         if "interval" in state:  # checkpoints written before intervals were saved were all taken at a row
             self.stats.load_state_dict(state["interval"])
-        self.result = result
-        return self.result.steps
 
 
 def _detached(energies: Energies | None) -> Energies | None:
