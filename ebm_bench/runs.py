@@ -189,6 +189,7 @@ def existing_result(run_dir: Path) -> RunResult | None:
         result = RunResult(**stored)
     except TypeError as err:  # fields a result does not have
         raise corrupt_file_error(path, err) from None
+    result.run_dir = str(run_dir)  # where the record is now: records travel (`records import`), folders move
     return result if result.status in ("finished", "diverged") else None
 
 
