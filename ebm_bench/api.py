@@ -20,12 +20,14 @@ from .pack import pack_size, plan_packs
 from .runs import RunLocked, train_one, train_pack  # noqa: F401 (train_one is API)
 from .train import RunResult
 from .summary import PlainProgress, summary_table
-from .sweep import matched_configs
+from .sweep import RunLines, checked, matched_configs, use_threads
 
 
-def _train_packs(configs: Sequence[RunConfig], pack: int | str, restart: bool, say, progress) -> list[RunResult]:
+def _train_packs(configs: Sequence[RunConfig], pack: int | str, restart: bool, say, progress,
+                 ended=None) -> list[RunResult]:
     """Train `configs` in packs (solo when `pack` is 1); a run another process is writing is skipped with one
-    line and reported as `locked`. Results come back in the order of `configs`."""
+    line and reported as `locked`. Results come back in the order of `configs`; `ended(i, result)` hears of each
+    run as its pack ends."""
     index = {id(config): i for i, config in enumerate(configs)}
     results: list[RunResult | None] = [None] * len(configs)
     for members in plan_packs(list(configs), pack_size(pack, configs)):
@@ -38,6 +40,8 @@ def _train_packs(configs: Sequence[RunConfig], pack: int | str, restart: bool, s
                 outcome = RunResult(run_id=outcome.run_id, run_dir=str(outcome.run_dir), method=config.method,
                                     dataset=config.dataset, seed=config.seed, status="locked",
                                     budget=asdict(config.budget))
+            elif ended:
+                ended(position, outcome)
             results[position] = outcome
     return results  # type: ignore[return-value]
 
@@ -75,27 +79,22 @@ def _train_with_bars(configs: Sequence[RunConfig], pack: int | str, restart: boo
 
 def _train_with_lines(configs: Sequence[RunConfig], pack: int | str, restart: bool, console: Console
                       ) -> list[RunResult]:
-    """For a log file (stderr not a terminal): a redrawn bar would stay silent there, so plain lines instead."""
-    say = PlainProgress(console).print
-
-    def callbacks(i):
-        plain = PlainProgress(console)
-        return plain.on_log, plain.on_start
-
-    results = _train_packs(configs, pack, restart, say, callbacks)
-    for result in results:
-        if result.status != "locked":
-            say(f"{result.run_id} {result.status}: {result.steps} steps in {result.wall_s:.1f} s")
-    return results
+    """For a log file (stderr not a terminal): a redrawn bar would stay silent there, so plain lines instead, each
+    run's last line as soon as its pack ends."""
+    lines = [RunLines(console, config) for config in configs]
+    return _train_packs(configs, pack, restart, PlainProgress(console).print,
+                        lambda i: (lines[i].on_log, lines[i].on_start), lambda i, result: lines[i].ended(result))
 
 
 def run_configs(configs: Sequence[RunConfig], restart: bool = False, console: Console | None = None,
-                show_progress: bool = True, pack: int | str = 1) -> list[RunResult]:
+                show_progress: bool = True, pack: int | str = 1, threads: int | None = None) -> list[RunResult]:
     """Train the configs (a progress bar per run in a terminal, plain lines elsewhere), then print a summary
     table. `pack` > 1 (or "auto") trains runs that differ only in seed, float method options, learning rates and
     dropout as one stacked model (ebm_bench.pack), with the same records as solo. A run another process is
-    writing is skipped and returned with status `locked`."""
+    writing is skipped and returned with status `locked`. `threads`: torch threads to train with (None: as set);
+    not part of any run's identity."""
     console = console or Console(stderr=True)
+    use_threads(threads)
     if show_progress and not (console.is_terminal or console.is_jupyter):  # a notebook redraws bars fine
         results = _train_with_lines(configs, pack, restart, console)
     else:
@@ -109,11 +108,9 @@ def run_configs(configs: Sequence[RunConfig], restart: bool = False, console: Co
 
 def run(methods: Sequence[str], seeds: Iterable[int] = (0,), *, base: RunConfig | None = None,
         method_options: dict[str, Any] | None = None, plugins: Iterable[str] = (), restart: bool = False,
-        show_progress: bool = True, pack: int | str = 1) -> list[RunResult]:
+        show_progress: bool = True, pack: int | str = 1, threads: int | None = None) -> list[RunResult]:
     """Train `methods` x `seeds` under one matched configuration (`base`); returns one result per run."""
     for plugin in plugins:
         load_plugin(plugin)
-    configs = matched_configs(list(methods), seeds, base, method_options)
-    for config in configs:
-        config.validate()
-    return run_configs(configs, restart=restart, show_progress=show_progress, pack=pack)
+    configs = [checked(config) for config in matched_configs(list(methods), seeds, base, method_options)]
+    return run_configs(configs, restart=restart, show_progress=show_progress, pack=pack, threads=threads)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ else:  # pragma: no cover
 
 BUDGET_KINDS = ("steps", "images", "seconds")
 OPTIMIZERS = ("adam", "sgd")
+SEED_MAX = 2**64 - 1  # torch.manual_seed takes 0..2**64-1; a negative seed wraps onto one of those (another run id)
 
 
 @dataclass
@@ -42,8 +44,9 @@ class Budget:
     def validate(self) -> None:
         if self.kind not in BUDGET_KINDS:
             raise ConfigError(f"unknown budget kind {self.kind!r}; use one of {', '.join(BUDGET_KINDS)}")
-        if not self.amount > 0 or self.amount != self.amount:
-            raise ConfigError(f"the budget must be a positive number of {self.kind}, got {self.amount!r}")
+        if not (self.amount > 0 and math.isfinite(self.amount)):  # inf: a run that never ends; nan: never spent
+            raise ConfigError(f"the budget must be a positive number of {self.kind}, finite, got {self.amount!r}; "
+                              f"e.g. --{self.kind} {dict(steps=2000, images=128000, seconds=600)[self.kind]}")
         if self.kind != "seconds" and self.amount != int(self.amount):
             raise ConfigError(f"a budget in {self.kind} must be a whole number, got {self.amount!r}")
 
@@ -91,8 +94,8 @@ class OptimConfig:
         for which in (self.optimizer_g, self.optimizer_d):
             if which not in OPTIMIZERS:
                 raise ConfigError(f"unknown optimizer {which!r}; use one of {', '.join(OPTIMIZERS)}")
-        if not (self.lr_g > 0 and self.lr_d > 0):
-            raise ConfigError(f"learning rates must be positive, got lr_g={self.lr_g}, lr_d={self.lr_d}")
+        if not (0 < self.lr_g < math.inf and 0 < self.lr_d < math.inf):
+            raise ConfigError(f"learning rates must be positive and finite, got lr_g={self.lr_g}, lr_d={self.lr_d}")
         for name in ("beta1", "beta2"):
             value = getattr(self, name)
             if not 0 <= value < 1:
@@ -139,6 +142,9 @@ class RunConfig:
 
     def validate(self) -> None:
         self.budget.validate()
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"seed {self.seed!r} is out of range: a seed is a whole number from 0 to {SEED_MAX} "
+                              "(2**64 - 1), e.g. --seeds 0,1,2")
         if self.optim is not None:
             self.optim.validate()
         self.mlp.validate()
@@ -147,6 +153,12 @@ class RunConfig:
         if self.eval_every < 0 or self.eval_every_n < 10:
             raise ConfigError(f"eval_every must be >= 0 (0: off) and eval_every_n >= 10, got {self.eval_every} and "
                               f"{self.eval_every_n}")
+        if self.eval_every and self.holdout >= self.batch_size and self.eval_every_n < self.batch_size:
+            # D's energies over training are taken in whole training-size batches (a smaller one would have other
+            # BatchNorm statistics): fewer samples than a batch leave none to score
+            raise ConfigError(f"--eval-every-n {self.eval_every_n} is below its minimum, the batch size "
+                              f"{self.batch_size}: D's energies are scored in whole batches; use --eval-every-n "
+                              f"{self.batch_size} or more")
         for name in ("batch_size", "log_every", "checkpoint_every", "n_samples", "z_dim"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -191,13 +203,17 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value  # as it is: through a float, a seed above 2**53 would lose its last digits
     if hint in (int, float):
         if isinstance(value, bool):
             raise ConfigError(f"{where} must be a number, got {value!r}")
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{where} must be a number, got {value!r}") from None
+        if not math.isfinite(number):  # no setting means anything at inf or nan: refused here, not mid-training
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
         if hint is int:
             if number != int(number):
                 raise ConfigError(f"{where} must be a whole number, got {value!r}")

@@ -48,7 +48,14 @@ class MAGAN(Method):
             value = getattr(self, name)
             require(value is None or value >= 1, self.name, f"{name} must be >= 1, got {value}")
 
+    def check_budget(self, expected_steps):
+        require(self.pretrain_steps is None or expected_steps is None or self.pretrain_steps < expected_steps,
+                self.name, f"pretrain_steps {self.pretrain_steps} is not below the budget of {expected_steps} steps, "
+                "so G would never train (pre-training steps count in the budget); lower -o pretrain_steps or raise "
+                "the budget")
+
     def setup(self, context):
+        self.check_budget(context.expected_steps)
         if self.pretrain_steps is None:
             budget = context.expected_steps
             self.pretrain_steps = max(1, int(budget * DEFAULT_PRETRAIN_SHARE)) if budget else DEFAULT_PRETRAIN_STEPS

@@ -4,17 +4,20 @@ helpers."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
-from ebm_bench.config import MATMUL_PRECISIONS, MLPConfig, RunConfig, parse_value, preset_names, read_config
+from ebm_bench.config import (BUDGET_KINDS, MATMUL_PRECISIONS, MLPConfig, RunConfig, parse_value, preset_names,
+                              read_config)
 from ebm_bench.errors import ConfigError
 from ebm_bench.files import atomic_write_bytes
 from ebm_bench.registry import load_plugin
 from ebm_bench.sweep import Plan, parse_grid, plan_runs
+from ebm_bench.sweep.progress import MAX_AUTO_THREADS
 
 
 def int_list(text: str) -> list[int]:
@@ -31,6 +34,46 @@ def option(text: str) -> tuple[str, object]:
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, e.g. gamma=0.7; got {text!r}")
     return name.strip(), parse_value(raw)
+
+
+class _Noted(argparse.Action):
+    """argparse's `store` that also notes each flag as spelled (in `args.spelled`), so that a setting given twice in
+    one command line is refused by `plan_of`: argparse keeps the last one silently."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        value = self.const if self.nargs == 0 else values
+        setattr(namespace, self.dest, value)
+        text = ",".join(map(str, values)) if isinstance(values, list) else f"{values:g}" if isinstance(values, float) \
+            else values
+        spelled = getattr(namespace, "spelled", None) or []
+        setattr(namespace, "spelled", [*spelled, (self.dest, option_string if self.nargs == 0 else
+                                                   f"{option_string} {text}", value)])
+
+
+class _NotedTrue(_Noted):  # store_true
+    def __init__(self, option_strings, dest, default=False, required=False, help=None):
+        super().__init__(option_strings, dest, nargs=0, const=True, default=default, required=required, help=help)
+
+
+class _NotedFalse(_Noted):  # store_false
+    def __init__(self, option_strings, dest, default=True, required=False, help=None):
+        super().__init__(option_strings, dest, nargs=0, const=False, default=default, required=required, help=help)
+
+
+def command_parser(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand's parser whose value flags (and true/false flags) note how they were given (`_Noted`)."""
+    p = subparsers.add_parser(name, **kwargs)
+    for kind, action in ((None, _Noted), ("store", _Noted), ("store_true", _NotedTrue), ("store_false", _NotedFalse)):
+        p.register("action", kind, action)
+    return p
+
+
+def add_threads_argument(p) -> None:
+    p.add_argument("--threads", default="auto", metavar="N|auto",
+                   help="torch threads of each training process; not part of a run's identity (default auto: the "
+                        "CPUs this process may use, shared between its worker processes, 1 to "
+                        f"{MAX_AUTO_THREADS}, at most $OMP_NUM_THREADS if set). On a machine busy with other work, "
+                        "--threads 1: torch's one thread per core made training 17-23x slower there")
 
 
 # Flags whose value is the setting of the same name (ebm_bench.sweep.apply_setting). Their argparse default is None,
@@ -136,8 +179,36 @@ def method_options(args) -> dict:
     return options
 
 
+def _spelled(args) -> list[tuple[str, str, list]]:
+    """Every setting the command line gives, as (setting name, how it was spelled, its values)."""
+    found = [("download" if dest == "no_download" else dest, text, value if isinstance(value, list) else [value])
+             for dest, text, value in getattr(args, "spelled", None) or []]
+    found += [(name, f"-o {name}={value}", [value]) for name, value in getattr(args, "option", [])]
+    for flag in ("set", "grid"):
+        for item in getattr(args, flag, []):
+            name, _, values = item.partition("=")
+            found.append((name.strip(), f"--{flag} {item}", [parse_value(v) for v in values.split(",")]))
+    return found
+
+
+def check_given_once(args) -> None:
+    """One line for a setting given twice in one command line (which would win?), naming both, and for a number
+    that is not finite (inf, nan: no setting trains with one), naming its flag."""
+    first: dict[str, str] = {}
+    for name, text, values in _spelled(args):
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ConfigError(f"{text}: {name} must be a finite number")
+        key = "budget" if name in BUDGET_KINDS else name  # --steps 5 --set seconds=60: which budget?
+        repeated_switch = text == first.get(key) and " " not in text  # --quiet --quiet: no value to choose from
+        if key in first and not repeated_switch:
+            what = "the budget is" if key == "budget" else f"{key} is"
+            raise ConfigError(f"{what} given twice: {first[key]} and {text}; give it once")
+        first.setdefault(key, text)
+
+
 def plan_of(args, sweep: bool = True) -> Plan:
     """The runs the command line asks for: its --config file, overridden by its flags, then --set and --grid."""
+    check_given_once(args)
     if args.seeds == []:  # `--seeds ,` would otherwise run nothing and exit 0
         raise ConfigError("--seeds names no seed; expected comma-separated integers like 0,1,2")
     load_plugins(args.plugin)  # before anything looks a method, dataset or architecture up
@@ -145,7 +216,7 @@ def plan_of(args, sweep: bool = True) -> Plan:
     if file and file.grid and not sweep:  # checked before expanding: a paper grid holds thousands of runs
         raise ConfigError(f"{args.config} has a [grid] ({', '.join(file.grid)}): it is a sweep; run it with "
                           f"`ebm-bench sweep --config {args.config}`")
-    fixed = {name: values[0] for name, values in parse_grid(getattr(args, "set", [])).items()}
+    fixed = {name: values[0] for name, values in parse_grid(getattr(args, "set", []), "--set").items()}
     return plan_runs(file, method_list(args.methods), args.seeds or (), settings=flag_settings(args),
                      options=method_options(args), fixed=fixed, grid=parse_grid(getattr(args, "grid", [])),
                      sample=getattr(args, "sample", None), sample_seed=getattr(args, "sample_seed", 0))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ebm_bench.config import toml_dumps
 from ebm_bench.sweep import resolve_defaults
 
-from .common import add_config_arguments, add_grid_arguments, emit, plan_of
+from .common import add_config_arguments, add_grid_arguments, command_parser, emit, plan_of
 
 # Resolved where the run starts, not here: the machine's (device, data root, Inception N) and what the data sets.
 NOTE = ("# device, data_root, inception_n and the options left out (e.g. margin: the dataset's) resolve when the "
@@ -21,10 +21,10 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("config", help="show the resolved config of runs as TOML",
                               description="Work with config files (--config FILE.toml).")
     commands = p.add_subparsers(dest="config_command", required=True)
-    show = commands.add_parser("show", help="print the resolved config of every run as TOML",
-                               description="Print the config of every run (method x seed x grid point) the same "
-                                           "flags would give `ebm-bench run` or `sweep`, resolved as far as it can "
-                                           "be without data, as TOML a --config file takes.")
+    show = command_parser(commands, "show", help="print the resolved config of every run as TOML",
+                          description="Print the config of every run (method x seed x grid point) the same flags "
+                                      "would give `ebm-bench run` or `sweep`, resolved as far as it can be without "
+                                      "data, as TOML a --config file takes.")
     show.add_argument("--methods", help="comma-separated method names (default: the config file's)")
     add_grid_arguments(show)
     add_config_arguments(show)

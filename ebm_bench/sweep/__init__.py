@@ -1,4 +1,5 @@
-"""Sweeps: a grid of runs (grid), where they train (executors), and the command that ties them (sweep_main)."""
+"""Sweeps: a grid of runs (grid), where they train (executors), what a log file shows of them (progress), and the
+command that ties them (sweep_main)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from ebm_bench.plots import plot_all
 
 from .executors import Outcome, execute_local, execute_ray, run_pack_safely, run_safely
 from .grid import (Plan, Preset, apply_setting, apply_settings, build_sweep, check_names, checked, expand, get_preset,
-                   matched_configs, parse_grid, plan_runs, resolve_defaults, setting_of)
+                   matched_configs, min_eval_n, parse_grid, plan_runs, resolve_defaults, setting_of)
+from .progress import RunLines, parse_threads, thread_count, use_threads
 
-__all__ = ["Outcome", "Plan", "Preset", "apply_setting", "apply_settings", "build_sweep", "check_names", "checked",
-           "execute_local", "execute_ray", "expand", "get_preset", "matched_configs", "parse_grid", "plan_runs",
-           "preset_names", "resolve_defaults", "run_pack_safely", "run_safely", "setting_of", "sweep_main"]
+__all__ = ["Outcome", "Plan", "Preset", "RunLines", "apply_setting", "apply_settings", "build_sweep", "check_names",
+           "checked", "execute_local", "execute_ray", "expand", "get_preset", "matched_configs", "min_eval_n",
+           "parse_grid", "parse_threads", "plan_runs", "preset_names", "resolve_defaults", "run_pack_safely",
+           "run_safely", "setting_of", "sweep_main", "thread_count", "use_threads"]
 
 
 def sweep_main(args, plan: Plan, name: str, source: str | None = None) -> int:
@@ -46,11 +49,13 @@ def sweep_main(args, plan: Plan, name: str, source: str | None = None) -> int:
                       f"{outcome.status}" + (f" ({outcome.error.splitlines()[0]})" if outcome.error else ""),
                       highlight=False, soft_wrap=True)
 
-    if args.executor == "ray":
+    threads = getattr(args, "threads", "auto")
+    if args.executor == "ray":  # auto: each task's CPUs (--cpus-per-run)
         outcomes = execute_ray(packs, args.address, args.cpus_per_run, args.gpus_per_run, on_done=report,
-                               storage=getattr(args, "storage", None))
+                               storage=getattr(args, "storage", None),
+                               threads=None if threads == "auto" else thread_count(threads))
     else:
-        outcomes = execute_local(packs, args.workers, on_done=report)
+        outcomes = execute_local(packs, args.workers, on_done=report, threads=thread_count(threads, args.workers))
     summary = {"name": name, "preset": source, "methods": methods, "seeds": list(seeds), "grid": grid,
                "counts": {s: sum(o.status == s for o in outcomes) for s in ("finished", "diverged", "failed")},
                "runs": [{"run_id": o.run_id, "run_dir": o.run_dir, "method": o.config.method, "seed": o.config.seed,

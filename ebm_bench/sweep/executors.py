@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import math
 import os
 import shutil
+import socket
 import tempfile
+import threading
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -28,8 +32,9 @@ from ebm_bench.config import RunConfig
 from ebm_bench.errors import ConfigError
 from ebm_bench.files import CHECKPOINT, CONFIG, LOCK, RESULT, atomic_write_bytes, write_json
 from ebm_bench.runs import RunLocked, existing_result, run_lock, train_one, train_pack
-from ebm_bench.summary import PlainProgress
 from ebm_bench.train import RunResult, prepare
+
+from .progress import MAX_AUTO_THREADS, RunLines, thread_count, use_threads
 
 
 @dataclass
@@ -48,9 +53,10 @@ class Outcome:
 
 def run_safely(config: RunConfig) -> Outcome:
     """Train one run; an exception becomes a `failed` outcome so the sweep goes on."""
-    progress = PlainProgress(Console(stderr=True))  # a sweep's log file shows each run's progress too
+    progress = RunLines(Console(stderr=True), config)  # a sweep's log file shows each run's progress too
     try:
         result = train_one(config, on_log=progress.on_log, on_start=progress.on_start)
+        progress.ended(result)
         return Outcome(config, result.status, result.run_id, result.run_dir)
     except RunLocked as err:  # another live process is writing it: its run, not a failure of this sweep
         return Outcome(config, "locked", err.run_id, error=str(err))
@@ -64,15 +70,15 @@ def run_pack_safely(configs: list[RunConfig]) -> list[Outcome]:
     if len(configs) == 1:
         return [run_safely(configs[0])]
     console = Console(stderr=True)
-
-    def progress(i):
-        plain = PlainProgress(console)
-        return plain.on_log, plain.on_start
+    lines = [RunLines(console, config) for config in configs]
     try:
-        results = train_pack(list(configs), progress=progress)
+        results = train_pack(list(configs), progress=lambda i: (lines[i].on_log, lines[i].on_start))
     except Exception as err:  # noqa: BLE001 (one broken pack must not stop the sweep)
         error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"
         return [Outcome(config, "failed", error=error) for config in configs]
+    for line, result in zip(lines, results):
+        if not isinstance(result, RunLocked):
+            line.ended(result)
     return [Outcome(config, "locked", r.run_id, error=str(r)) if isinstance(r, RunLocked)
             else Outcome(config, r.status, r.run_id, r.run_dir) for config, r in zip(configs, results)]
 
@@ -81,11 +87,7 @@ PARENT_POLL_S = 1.0
 
 
 def _worker_init(threads: int) -> None:
-    import threading
-
-    import torch
-
-    torch.set_num_threads(threads)
+    use_threads(threads)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 
@@ -101,8 +103,11 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def execute_local(packs: Sequence[Sequence[RunConfig]], workers: int = 1,
-                  on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """Sequentially in this process, or in `workers` processes sharing the CPU cores between them."""
+                  on_done: Callable[[Outcome], None] | None = None, threads: int | None = None) -> list[Outcome]:
+    """Sequentially in this process, or in `workers` processes sharing the CPU cores between them. `threads`:
+    torch threads of each (None: this process keeps its own; workers share the CPUs, see `thread_count`)."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1 (1: train in this process), got {workers}")
     outcomes: list[Outcome] = []
 
     def record(pack_outcomes: list[Outcome]) -> None:
@@ -111,11 +116,12 @@ def execute_local(packs: Sequence[Sequence[RunConfig]], workers: int = 1,
             if on_done:
                 on_done(outcome)
 
-    if workers <= 1:
+    if workers == 1:
+        use_threads(threads)
         for pack in packs:
             record(run_pack_safely(list(pack)))
         return outcomes
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or thread_count("auto", workers)
     import multiprocessing
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
@@ -134,12 +140,13 @@ def _record_files(run_dir: Path) -> dict[str, bytes]:
             if path.is_file() and path.name not in (CHECKPOINT, LOCK) and not path.name.endswith(".tmp")}
 
 
-def _train_away(configs: list[RunConfig], storage: str | None) -> list[Outcome]:
+def _train_away(configs: list[RunConfig], storage: str | None, threads: int | None = None) -> list[Outcome]:
     """A Ray task: train a pack in --storage, or else in a temporary folder of this node, and return its records.
 
     The outcomes keep the driver's configs (their --out): the run id does not depend on `out`."""
     import ray
 
+    use_threads(threads)
     scratch = None if storage else tempfile.mkdtemp(prefix="ebm-bench-")  # under this node's TMPDIR
     try:
         outcomes = run_pack_safely([dataclasses.replace(c, out=storage or scratch) for c in configs])
@@ -198,21 +205,25 @@ def _bring_home(outcome: Outcome) -> Outcome:
 
 def execute_ray(packs: Sequence[Sequence[RunConfig]], address: str | None = None, cpus_per_run: float = 1.0,
                 gpus_per_run: float = 0.0, on_done: Callable[[Outcome], None] | None = None,
-                local_mode: bool = False, storage: str | None = None) -> list[Outcome]:
+                local_mode: bool = False, storage: str | None = None, threads: int | None = None) -> list[Outcome]:
     """One Ray task per pack (asking for the resources of one run) on an existing cluster (`address`) or a local
     one. Runs already ended under --out are skipped here: a worker cannot see --out.
 
     Fractional `gpus_per_run` lets several small MNIST runs share a GPU. The cluster's GPUs are checked first: a
     Ray task asking for a GPU the cluster does not have waits forever. `storage`: where the workers train, on a
     filesystem every node mounts at that path, so that a task retried after a lost node resumes from its
-    checkpoint; without it each task trains in a temporary folder of its node.
+    checkpoint; without it each task trains in a temporary folder of its node. `threads`: torch threads per task
+    (None: its CPUs, `cpus_per_run`, at most MAX_AUTO_THREADS).
     """
+    check_resources(cpus_per_run, gpus_per_run)
     try:
         import ray
     except ImportError:
         raise ConfigError('the Ray executor needs Ray: pip install "ebm-bench[ray]"') from None
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+        if address is None:
+            _check_local_gpus(gpus_per_run)
+        _connect(ray, address, include_dashboard=False, log_to_driver=False,
                  **({"num_cpus": max(1, int(cpus_per_run))} if local_mode else {}))
     available_gpus = ray.cluster_resources().get("GPU", 0)
     if gpus_per_run > 0 and available_gpus < gpus_per_run:
@@ -242,7 +253,8 @@ def execute_ray(packs: Sequence[Sequence[RunConfig]], address: str | None = None
             todo.append(left)
     remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run)(_train_away)
     storage = os.path.abspath(storage) if storage else None  # the workers' working folder is not this one
-    pending = {remote.remote(pack, storage): pack for pack in todo}
+    threads = threads or max(1, min(MAX_AUTO_THREADS, int(cpus_per_run)))
+    pending = {remote.remote(pack, storage, threads): pack for pack in todo}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
@@ -254,3 +266,84 @@ def execute_ray(packs: Sequence[Sequence[RunConfig]], address: str | None = None
             for outcome in pack_outcomes:
                 record(_bring_home(outcome))
     return outcomes
+
+
+def check_resources(cpus_per_run: float, gpus_per_run: float) -> None:
+    """A Ray task's resources: some CPU (Ray refuses 0 or fewer only once a task is submitted), no GPU or some."""
+    if not 0 < cpus_per_run < math.inf:
+        raise ConfigError(f"--cpus-per-run must be a positive number, got {cpus_per_run:g}; e.g. --cpus-per-run 1")
+    if not 0 <= gpus_per_run < math.inf:
+        raise ConfigError(f"--gpus-per-run must be 0 or more, got {gpus_per_run:g}; e.g. --gpus-per-run 0.25 (four "
+                          "runs share a GPU)")
+
+
+def _check_local_gpus(gpus_per_run: float) -> None:
+    """A Ray started here has this machine's GPUs: fewer than a run asks for and its tasks would wait forever."""
+    if gpus_per_run <= 0:
+        return
+    import torch
+
+    have = torch.cuda.device_count()
+    if have < gpus_per_run:
+        raise ConfigError(f"--gpus-per-run {gpus_per_run:g} asked for, but this machine has {have} GPU(s), and without "
+                          "--address Ray runs here; use --gpus-per-run 0, or --address of a cluster with GPUs")
+
+
+RAY_PROBE_S = 10.0  # a TCP connection to the cluster's address: refused at once, or not answered in this time
+RAY_CONNECT_S = 45.0  # ray.init itself, once the address answers: it retries for many minutes on its own
+
+
+class _NotMainThreadWarning(logging.Filter):
+    """ray.init in a thread warns that it sets no SIGTERM handler there: the default one (exit) is what we want."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "not the main thread" not in record.getMessage()
+
+
+def _connect(ray, address: str | None, **options) -> None:
+    """ray.init, starting a local Ray (`address` None) or joining a cluster. An unreachable address fails in one
+    line within about a minute: Ray itself would retry it for many minutes, printing a warning every few seconds."""
+    if address is None:
+        ray.init(**options)
+        return
+    _probe(address)
+    done: dict[str, BaseException | None] = {}
+
+    def connect() -> None:
+        try:
+            ray.init(address=address, **options)
+            done["error"] = None
+        except BaseException as err:  # noqa: BLE001 (handed to the waiting thread)
+            done["error"] = err
+
+    worker_log = logging.getLogger("ray._private.worker")
+    quiet = _NotMainThreadWarning()
+    worker_log.addFilter(quiet)
+    try:
+        thread = threading.Thread(target=connect, name="ray-connect", daemon=True)  # daemon: never holds the exit
+        thread.start()
+        thread.join(RAY_CONNECT_S)
+    finally:
+        worker_log.removeFilter(quiet)
+    if "error" not in done:
+        raise ConfigError(f"the Ray cluster at --address {address} could not be reached: no answer within "
+                          f"{RAY_CONNECT_S:g} s; check the head node's address and port (`ray status` on it), or drop "
+                          "--address to start Ray on this machine")
+    if isinstance(done["error"], ConnectionError):
+        raise ConfigError(f"the Ray cluster at --address {address} could not be reached: {done['error']}") from None
+    if done["error"] is not None:
+        raise done["error"]
+
+
+def _probe(address: str) -> None:
+    """A TCP connection to a host:port address (ray://host:port too); other forms (auto) are Ray's to resolve."""
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_PROBE_S).close()
+    except OSError as err:
+        reason = err.strerror or str(err) or type(err).__name__
+        raise ConfigError(f"the Ray cluster at --address {address} could not be reached ({reason}); check the head "
+                          "node's address and port (`ray status` on it), or drop --address to start Ray on this "
+                          "machine") from None

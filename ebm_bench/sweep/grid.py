@@ -16,6 +16,7 @@ from ebm_bench.datasets import get_dataset
 from ebm_bench.errors import ConfigError
 from ebm_bench.methods import get_method, make_method
 from ebm_bench.methods import option_names as method_option_names
+from ebm_bench.metrics.prdc import DEFAULT_K as PRDC_K, PRDC_METRICS
 from ebm_bench.nets import NETS
 
 
@@ -68,14 +69,19 @@ def check_options(options: Iterable[str], methods: Sequence[str]) -> None:
                           f"their options: {', '.join(known) or 'none'}")
 
 
-def parse_grid(items: Iterable[str]) -> dict[str, list]:
-    """["margin=1,2,4", "size_g=800,1600"] -> {"margin": [1, 2, 4], "size_g": [800, 1600]}."""
-    grid = {}
+def parse_grid(items: Iterable[str], flag: str = "--grid") -> dict[str, list]:
+    """["margin=1,2,4", "size_g=800,1600"] -> {"margin": [1, 2, 4], "size_g": [800, 1600]}. An axis given twice
+    is an error (a dict would keep the last one silently)."""
+    grid: dict[str, list] = {}
+    spelled: dict[str, str] = {}
     for item in items:
         name, sep, values = item.partition("=")
+        name = name.strip()
         if not sep or not values:
             raise ConfigError(f"a grid axis is NAME=V1,V2,...; got {item!r}")
-        grid[name.strip()] = [parse_value(v) for v in values.split(",") if v.strip()]
+        if name in grid:
+            raise ConfigError(f"{name} is given twice: {flag} {spelled[name]} and {flag} {item}; give it once")
+        grid[name], spelled[name] = [parse_value(v) for v in values.split(",") if v.strip()], item
     return grid
 
 
@@ -174,11 +180,15 @@ def plan_runs(file: ConfigFile | None, methods: Sequence[str] = (), seeds: Seque
     """The runs of a command. Settings apply in layers, each overriding the one before: the config file, the
     command line's flags (`settings`) and method `options`, `--set` (`fixed`), then the grid axes. Methods, seeds
     and grid axes given on the command line replace the file's."""
+    given = {"methods": "--methods" if methods else f"methods in {file.where if file else ''}",
+             "seeds": "--seeds" if seeds else f"seeds in {file.where if file else ''}"}
     methods = list(methods) or (file.methods if file else [])
     if not methods:
         raise ConfigError("no methods: give --methods a,b or methods = [...] in a --config file "
                           "(see `ebm-bench list`)")
     seeds = list(seeds) or (file.seeds if file else []) or [0]
+    _once("method", methods, given["methods"])  # twice: the same run trained twice, or skipped as being written
+    _once("seed", seeds, given["seeds"])
     config = base or RunConfig()
     if file:
         check_names(file, methods)
@@ -188,7 +198,18 @@ def plan_runs(file: ConfigFile | None, methods: Sequence[str] = (), seeds: Seque
         config = apply_settings(config, typed_settings(layer, methods), methods)
     axes = {name: [typed_setting(name, v, methods) for v in values]
             for name, values in {**(file.grid if file else {}), **(grid or {})}.items()}
+    for name, values in axes.items():  # typed first: margin=1,1.0 is one value twice
+        _once("value", values, f"grid axis {name}")
     return Plan([checked(c) for c in expand(methods, seeds, axes, config, sample, sample_seed)], methods, seeds, axes)
+
+
+def _once(what: str, values: Sequence[Any], where: str) -> None:
+    """A value given twice in a list (methods, seeds, an axis) is an error naming it."""
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise ConfigError(f"{where} names {what} {value} twice ({', '.join(map(str, values))}); give each once")
+        seen.add(value)
 
 
 def build_sweep(preset: str | None, methods: Sequence[str], grid_items: Sequence[str], set_items: Sequence[str],
@@ -205,7 +226,7 @@ def typed_setting(name: str, value: Any, methods: Sequence[str]) -> Any:
     """`value` in the type its setting declares (`--grid margin=a` fails here: "margin must be a number"). Values
     are typed as they come in, once per setting or grid value rather than once per run: a paper grid has 6,144."""
     if name in BUDGET_KINDS:
-        return coerce_fields(Budget, {"amount": value}, "budget")["amount"]
+        return coerce_fields(Budget, {"amount": value}, f"budget ({name})")["amount"]
     if name in _LIST_FIELDS and isinstance(value, str):  # `--set metrics=fid`: a list of one
         return [value]
     field_name = "lr_g" if name == "lr" else name  # `lr` sets both rates, typed as they are
@@ -229,12 +250,26 @@ def checked(config: RunConfig) -> RunConfig:
     if config.budget.kind != "seconds":  # a count, however it was written (validate: a whole number)
         config = dataclasses.replace(config, budget=Budget(config.budget.kind, int(config.budget.amount)))
     method = make_method(config.method, config.method_options)
+    method.check_budget(config.budget.expected_steps(config.batch_size))
     spec = get_dataset(config.dataset)
+    if config.eval_n and (spec.classifier or config.metrics is not None):
+        minimum = min_eval_n(config.metrics)
+        if config.eval_n < minimum:
+            raise ConfigError(f"--eval-n {config.eval_n} is below its minimum {minimum}: " + (
+                f"precision/recall/density/coverage compare each sample with its k={PRDC_K} nearest neighbours"
+                if minimum > 2 else "the sample metrics need at least 2 samples")
+                + f"; use --eval-n {minimum} or more (0: no sample metrics)")
     if config.image_size is not None and config.image_size not in spec.image_sizes:
         raise ConfigError(f"{config.dataset} supports image sizes {spec.image_sizes}, not {config.image_size}")
     if config.arch != "auto":
         NETS.get(config.arch)
     return dataclasses.replace(config, method_options={k: getattr(method, k) for k in config.method_options})
+
+
+def min_eval_n(metrics: Sequence[str] | None) -> int:
+    """The fewest end-of-run samples (`eval_n`) the chosen metrics (None: every one) can score."""
+    knn = metrics is None or bool(set(PRDC_METRICS) & set(metrics))
+    return PRDC_K + 1 if knn else 2
 
 
 def resolve_defaults(config: RunConfig) -> RunConfig:

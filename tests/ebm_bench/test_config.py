@@ -57,3 +57,42 @@ def test_tf32_is_a_different_run_and_cuda_graphs_is_only_how_one_trains():
     assert config_hash(default | {"cuda_graphs": False}) == config_hash(default)
     with pytest.raises(ConfigError, match="unknown matmul precision 'bf16'; use float32 or tf32"):
         RunConfig(matmul="bf16").validate()
+
+
+@pytest.mark.parametrize("budget", [Budget("seconds", float("inf")), Budget("seconds", float("nan")),
+                                    Budget("steps", float("inf")), Budget("images", -64)])
+def test_every_budget_is_finite_and_positive(budget):
+    with pytest.raises(ConfigError, match=f"the budget must be a positive number of {budget.kind}, finite"):
+        budget.validate()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 10**20, 1.5])
+def test_a_seed_outside_torchs_range_is_refused_naming_the_range(seed):
+    with pytest.raises(ConfigError, match="is out of range: a seed is a whole number from 0 to 18446744073709551615"):
+        RunConfig(seed=seed).validate()
+    RunConfig(seed=2**64 - 1).validate()
+
+
+def test_a_large_seed_keeps_every_digit_in_the_identity():
+    seeds = [canonical(RunConfig(seed=2**63 + k).to_dict())["seed"] for k in (1, 2)]
+    assert seeds == [2**63 + 1, 2**63 + 2]  # through a float both were 2**63: two runs with one identity
+
+
+@pytest.mark.parametrize("field, value", [("lr_g", float("inf")), ("batch_size", float("inf")),
+                                          ("z_dim", "nan")])
+def test_no_numeric_setting_takes_inf_or_nan(field, value):
+    from ebm_bench.config import MLPConfig, OptimConfig, coerce_fields
+
+    cls = OptimConfig if field == "lr_g" else RunConfig
+    with pytest.raises(ConfigError, match=f"{field} must be a finite number"):
+        coerce_fields(cls, {field: value}, "run")
+    with pytest.raises(ConfigError, match="learning rates must be positive and finite"):
+        OptimConfig(lr_d=float("inf")).validate()
+    assert coerce_fields(MLPConfig, {"size_g": "800"}, "mlp") == {"size_g": 800}
+
+
+def test_eval_every_n_below_a_batch_is_refused_when_energies_are_scored():
+    with pytest.raises(ConfigError, match="--eval-every-n 32 is below its minimum, the batch size 64"):
+        RunConfig(eval_every=100, eval_every_n=32).validate()
+    RunConfig(eval_every=100, eval_every_n=32, holdout=0).validate()  # no held-out batch: no energies to score
+    RunConfig(eval_every=0, eval_every_n=32).validate()

@@ -110,6 +110,17 @@ def test_config_show_expands_a_sweep_file_and_flags_override_it():
     ('methods = ["ebgan"]\n[optimiser]\nlr = 1\n', "unknown table [optimiser] in {path}"),
     ('methods = ["ebgan"]\nsteps = 5\n[budget]\nkind = "images"\namount = 64\n', "sets both steps and budget"),
     ('methods = ["ebgan"]\nseeds = []\n', "seeds in {path} must be a list of integers"),
+    ('methods = ["ebgan", "gan", "ebgan"]\n', "methods in {path} names method ebgan twice"),
+    ('methods = ["ebgan"]\nseeds = [1, 2, 1]\n', "seeds in {path} names seed 1 twice"),
+    ('methods = ["ebgan"]\nseeds = [-3]\n', "seed -3 is out of range"),
+    ('methods = ["ebgan"]\nseconds = inf\n', "budget (seconds) option amount must be a finite number, got inf"),
+    ('methods = ["ebgan"]\n[budget]\nkind = "seconds"\namount = nan\n', "must be a finite number, got nan"),
+    ('methods = ["ebgan"]\nlr = inf\n', "lr_g must be a finite number, got inf"),
+    ('methods = ["ebgan"]\n[method_options]\nmargin = inf\n', "ebgan option margin must be a finite number"),
+    ('methods = ["magan"]\nsteps = 100\n[method_options]\npretrain_steps = 100\n',
+     "pretrain_steps 100 is not below the budget of 100 steps"),
+    ('methods = ["ebgan"]\neval_n = 3\n', "--eval-n 3 is below its minimum 6"),
+    ('methods = ["ebgan"]\n[grid]\nmargin = [2, 2.0]\n', "grid axis margin names value 2.0 twice"),
 ])
 def test_a_bad_config_file_is_one_line_naming_the_key_and_file(tmp_path, capsys, text, phrase):
     path = tmp_path / "bad.toml"

@@ -91,6 +91,16 @@ def test_bad_grids_are_clear_errors():
         parse_grid(["margin"])
     with pytest.raises(ConfigError, match="known presets"):
         sweep("figure-9")
+    with pytest.raises(ConfigError, match="margin is given twice: --grid margin=1 and --grid margin=2"):
+        parse_grid(["margin=1", "margin=2"])
+    with pytest.raises(ConfigError, match="names method ebgan twice"):
+        sweep(methods=["ebgan", "ebgan"])
+    with pytest.raises(ConfigError, match="names seed 3 twice"):
+        sweep(methods=["ebgan"], seeds=(3, 3))
+    with pytest.raises(ConfigError, match="--workers must be >= 1"):
+        execute_local([], workers=0)
+    with pytest.raises(ConfigError, match="--gpus-per-run must be 0 or more"):
+        execute_ray([], gpus_per_run=-1)
 
 
 def test_an_interrupted_sweep_reruns_only_what_is_missing(mnist_root, tmp_path):
