@@ -6,6 +6,13 @@ metrics where `inception_n` > 0, energy diagnostics where there are held-out ima
 `eval_n` > 0. The reference set (FID-type metrics) is the DatasetSpec's: a named set (MNIST's test split) or the
 run's held-out real images. A metric registered by a plugin is evaluated with no other edit.
 
+Provenance keeps each family's own N and reference: the flat keys of `evaluation_provenance` (n, reference,
+n_reference, image_shape, classifier_sha256, ...) describe the classifier and sample metrics, scored on `eval_n`
+samples, as records always did; the Inception metrics, scored on `inception_n` samples against as many reference
+images, are described by the sub-dict `inception` (with KID's subset size, and why kid_std is NaN when it is).
+The Inception weights' sha256 is also flat, and so are the reference set's name and the torch-fidelity version
+when only the Inception family ran, so that readers of the flat keys (report, leaderboard) keep working.
+
 Energies are computed the way training computes them: batches of one kind (real or generated) of the training
 batch size, BatchNorm normalising with the batch's own statistics, no gradient, and the running statistics left
 untouched. In eval mode BatchNorm would use running statistics accumulated over real AND generated batches,
@@ -145,8 +152,17 @@ def evaluate_runs(runs: list[PreparedRun]) -> list[tuple[dict[str, Any], dict[st
             set_matmul_precision(run.config.matmul)
             evaluation_part, record = _inception_scores(run, names)
             evaluation |= evaluation_part
-            provenance |= {k: v for k, v in record.items() if v is not None and k not in ("n", "classifier_sha256")}
+            provenance["inception"] = {k: v for k, v in record.items() if v is not None and k not in CLASSIFIER_KEYS}
+            for key in FLAT_WHEN_ALONE:
+                if provenance.get(key) is None and record.get(key) is not None:
+                    provenance[key] = record[key]
     return out
+
+
+# Provenance keys only the classifier family has; keys the Inception family also sets flat when no classifier or
+# sample metric set them (the report and the leaderboard read these flat keys)
+CLASSIFIER_KEYS = ("classifier_sha256", "classifier_test_accuracy", "classes_covered_min_share")
+FLAT_WHEN_ALONE = ("reference", "inception_weights_sha256", "torch_fidelity_version")
 
 
 def _by_need(run: PreparedRun) -> dict[str, list[str]]:

@@ -11,7 +11,7 @@ from typing import Any
 from ebm_bench.config import coerce_fields
 from ebm_bench.errors import ConfigError
 from ebm_bench.nets import ENERGY_MODELS
-from ebm_bench.registry import Registry
+from ebm_bench.registry import Registry, describe, source
 
 from .base import Energies, Method, SetupContext, check_energy, check_loss, require
 from .began import BEGAN, began_convergence, began_k_update, began_loss_d, began_loss_g, l1_energy
@@ -21,11 +21,19 @@ from .gan import GAN, gan_loss_d, gan_loss_g
 from .magan import MAGAN, magan_margin_update, squared_energy
 
 
+REQUIRED_HOOKS = {"energy": "energy(images, out)", "loss_d": "loss_d(real, fake)", "loss_g": "loss_g(fake)"}
+
+
 def _check(name: str, cls: Any) -> type[Method]:
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise ConfigError(f"method {name!r} must be a subclass of ebm_bench.Method, not {cls!r}")
     if cls.energy_model not in ENERGY_MODELS:
         raise ConfigError(f"method {name!r}: energy_model must be one of {ENERGY_MODELS}, not {cls.energy_model!r}")
+    missing = [signature for hook, signature in REQUIRED_HOOKS.items() if getattr(cls, hook) is getattr(Method, hook)]
+    missing += sorted(f"{hook}() (abstract)" for hook in getattr(cls, "__abstractmethods__", ()))
+    if missing:  # found now, not as a NotImplementedError traceback on the run's first step
+        raise ConfigError(f"method {name!r} ({describe(source(cls))}) does not define {', '.join(missing)}; "
+                          f"every method defines {', '.join(REQUIRED_HOOKS.values())}")
     if not cls.name:
         cls.name = name  # a class registered under a second name (an entry-point alias) keeps its own
     if not cls.__dict__.get("description"):  # a subclass describes itself, not by its parent's words
@@ -42,14 +50,15 @@ METHODS: Registry[type[Method]] = Registry("method", _check, _adopt,
                                            {cls.name: cls for cls in (GAN, EBGAN, EBGANPT, BEGAN, MAGAN)})
 
 
-def register_method(name: str, description: str | None = None):
-    """Class decorator: `@register_method("lsgan")` makes the method available as `--methods lsgan`."""
+def register_method(name: str, description: str | None = None, replace: bool = False):
+    """Class decorator: `@register_method("lsgan")` makes the method available as `--methods lsgan`. A name
+    already registered elsewhere (a built-in) needs `replace=True`."""
 
     def decorate(cls: type[Method]) -> type[Method]:
         if isinstance(cls, type) and issubclass(cls, Method):
             cls.name = name
             cls.description = description or (cls.__doc__ or "").strip().split("\n")[0]
-        return METHODS.add(name, cls)
+        return METHODS.add(name, cls, replace=replace)
 
     return decorate
 

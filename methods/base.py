@@ -61,6 +61,10 @@ class Method:
     def validate(self) -> None:
         """Raise ConfigError for option values the method cannot train with (called once options are set)."""
 
+    def check_budget(self, expected_steps: int | None) -> None:
+        """Raise ConfigError for option values the run's budget cannot train with (`expected_steps`: the budget in
+        steps, None for one in seconds); called with the options as given, before any data is loaded."""
+
     def setup(self, context: SetupContext) -> None:
         """Resolve option defaults that depend on the data or budget and create state tensors."""
 

@@ -2,19 +2,22 @@
 
 Every number should be reported with its provenance (N, library version, weights hashes): FID and KID depend on
 N, classifier scores on the classifier. Add a metric with `@ebm_bench.register_metric(name, direction, needs)` on
-a function of `MetricInputs`; evaluation, leaderboards and `compare` pick it up with no other edit.
+a function of `MetricInputs`; evaluation, leaderboards and `compare` pick it up with no other edit. A metric returns
+one number: one that raises, or returns a string or several numbers, fails in one line naming it, not in a
+traceback. A name already registered (a built-in, another plug-in) is refused unless `replace=True`.
 """
 
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import Any
 
 import torch
 
 from ebm_bench.device import resolve_device
-from ebm_bench.errors import ConfigError
-from ebm_bench.registry import Registry
+from ebm_bench.errors import ConfigError, EbmBenchError
+from ebm_bench.registry import Registry, describe, source
 
 from .base import DIRECTIONS, NEEDS, Metric
 from .classifier import (
@@ -44,7 +47,9 @@ from .inception import (
     INCEPTION_METRIC_OBJECTS as _INCEPTION,
     TORCH_FIDELITY_VERSION,
     InceptionReference,
+    KidSetting,
     inception_metrics,
+    kid_setting,
     reference_cache_key,
     resolve_weights_path,
     to_uint8_rgb,
@@ -62,22 +67,27 @@ def _check(name: str, metric: Any) -> Metric:
         raise ConfigError(f"metric {name!r}: direction must be 'higher', 'lower' or None, not {metric.direction!r}")
     if metric.needs not in NEEDS:
         raise ConfigError(f"metric {name!r}: needs must be one of {', '.join(NEEDS)}, not {metric.needs!r}")
+    if not callable(metric.compute):
+        raise ConfigError(f"metric {name!r}: its compute must be a function f(inputs) -> float, not "
+                          f"{type(metric.compute).__name__}")
     return metric
 
 
 METRICS: Registry[Metric] = Registry("metric", _check, lambda name, loaded: loaded if isinstance(loaded, Metric)
-                                     else None, {m.name: m for m in (*_CLASSIFIER, *_PRDC, *_INCEPTION, *_ENERGY)})
+                                     else None, {m.name: m for m in (*_CLASSIFIER, *_PRDC, *_INCEPTION, *_ENERGY)},
+                                     origin=lambda metric: metric.compute)
 CLASSIFIER_METRICS = tuple(m.name for m in (*_CLASSIFIER, *_PRDC))
 INCEPTION_METRIC_NAMES = tuple(m.name for m in _INCEPTION)
 ENERGY_METRIC_NAMES = tuple(m.name for m in _ENERGY)
 
 
-def register_metric(name: str, direction: str | None, needs: str, description: str = ""):
-    """Function decorator: `@register_metric("sharpness", "higher", "samples")` on `f(inputs) -> float`."""
+def register_metric(name: str, direction: str | None, needs: str, description: str = "", replace: bool = False):
+    """Function decorator: `@register_metric("sharpness", "higher", "samples")` on `f(inputs) -> float`. A name
+    already registered elsewhere (a built-in, another plug-in) needs `replace=True`."""
 
     def decorate(compute):
         METRICS.add(name, Metric(name, direction, needs, compute,
-                                 description or (compute.__doc__ or "").strip().split("\n")[0]))
+                                 description or (compute.__doc__ or "").strip().split("\n")[0]), replace=replace)
         return compute
 
     return decorate
@@ -89,8 +99,8 @@ __all__ = [
     "score_images", "score_images_with_provenance", "score_image_sets", "provenance", "resolve_device",
     "PRDC_K", "prdc", "precision_recall", "density_coverage", "knn_radii",
     "i_prime", "mnist_is", "classes_covered", "class_kl", "frechet_distance", "feature_statistics", "fid_mnist",
-    "DEFAULT_MIN_SHARE", "inception_metrics", "InceptionReference", "reference_cache_key", "resolve_weights_path", "to_uint8_rgb",
-    "weights_sha256",
+    "DEFAULT_MIN_SHARE", "inception_metrics", "InceptionReference", "reference_cache_key", "resolve_weights_path",
+    "to_uint8_rgb", "weights_sha256", "KidSetting", "kid_setting", "compute_metric",
     "auroc", "heldout_energy",
     "MnistClassifier", "load_classifier", "train_classifier", "classifier_log_probs", "classifier_features",
     "classifier_outputs",
@@ -176,7 +186,7 @@ def _inception_names(names: list[str]) -> tuple[str, ...]:
 
 def _score(inputs: MetricInputs, names: list[str]) -> tuple[dict[str, float], dict]:
     wanted = METRICS.all()
-    scores = {name: float(wanted[name].compute(inputs)) for name in names}
+    scores = {name: compute_metric(wanted[name], inputs) for name in names}
     images = inputs._samples
     ref = inputs.reference if "reference" in inputs.used else None
     record = provenance(len(images) if images is not None else 0,
@@ -187,7 +197,29 @@ def _score(inputs: MetricInputs, names: list[str]) -> tuple[dict[str, float], di
     if any(name in ("precision", "recall", "density", "coverage") or name.startswith("inception_")
            for name in names):
         record["prdc_k"] = PRDC_K
+    if inputs.kid is not None and {"kid", "kid_std"} & set(names):
+        record |= inputs.kid.provenance()
     return scores, record
+
+
+def compute_metric(metric: Metric, inputs: MetricInputs) -> float:
+    """One metric's score as a float; a metric (a plug-in's) that raises or returns something else than one number
+    fails in one line naming it."""
+    try:
+        value = metric.compute(inputs)
+    except EbmBenchError:
+        raise  # the inputs' own one-line errors: a missing reference, images of the wrong kind
+    except Exception as err:  # noqa: BLE001 (a plug-in's bug: name the metric, not a traceback)
+        raise ConfigError(f"metric {metric.name!r} ({describe(source(metric.compute))}) raised "
+                          f"{type(err).__name__}: {err}; fix its function") from None
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, numbers.Real):
+        return float(value)
+    shown = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else \
+        f"{type(value).__name__} {str(value)[:40]!r}"
+    raise ConfigError(f"metric {metric.name!r} ({describe(source(metric.compute))}) returned {shown}; a metric "
+                      "returns one number (a float)")
 
 
 def provenance(n: int, inception_weights=None, classifier: bool = True, reference: str | None = None,

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ebm_bench.errors import ConfigError, EbmBenchError
+from ebm_bench.files import atomic_write_bytes
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "mnist_classifier.pt"
 
@@ -105,7 +106,7 @@ def _check_images(images: torch.Tensor) -> None:
         )
     if not images.is_floating_point():
         raise ConfigError(f"the MNIST classifier takes float images in [-1, 1], got dtype {images.dtype}; "
-                          "convert uint8 with ebm_bench.data.to_unit_range")
+                          "convert uint8 with ebm_bench.datasets.to_unit_range")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -222,34 +223,43 @@ def accuracy(classifier: MnistClassifier, images: torch.Tensor, labels: torch.Te
 
 
 def train_classifier(data_root: str | Path, out_path: str | Path, epochs: int = DEFAULT_EPOCHS,
-                     seed: int = DEFAULT_SEED, device: str | torch.device = "cpu", log=print) -> dict:
-    """Train the classifier on the full MNIST training set (60k, 32 x 32), save it, return its test accuracy.
+                     seed: int = DEFAULT_SEED, device: str | torch.device = "cpu", log=print,
+                     train_images: int | None = None) -> dict:
+    """Train the classifier on the MNIST training set (60k, 32 x 32), save it, return its test accuracy.
 
     Reproducible: the seed fixes the initialisation and the batch order (deterministic algorithms are switched on
     for CUDA). Bit-identical weights additionally need the same torch version, hardware kind and thread count
     (floating-point sums are not associative); elsewhere the accuracy is reproducible to within a few test images.
+    `train_images` trains on the first N training images only (a quick check of the command; the shipped weights
+    use all 60000).
     """
-    from ebm_bench.data import load_mnist, to_unit_range
+    from ebm_bench.datasets import to_unit_range
+    from ebm_bench.datasets.mnist import load_mnist
 
     if epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {epochs}")
+    if train_images is not None and train_images < BATCH_SIZE:
+        raise ConfigError(f"--train-images must be at least one batch ({BATCH_SIZE}), got {train_images}")
     device = torch.device(device)
     started = time.perf_counter()
     train = load_mnist(data_root, "train", image_size=INPUT_SIZE)
     test = load_mnist(data_root, "test", image_size=INPUT_SIZE)
-    model = _fit(to_unit_range(train.images), train.labels, epochs, seed, device, log)
+    images, labels = train.images[:train_images], train.labels[:train_images]
+    model = _fit(to_unit_range(images), labels, epochs, seed, device, log)
     model.eval()
     test_accuracy = accuracy(model, to_unit_range(test.images), test.labels)
     payload = state_dict_bytes(model)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(payload)
+    out_path = Path(out_path).expanduser()
+    if out_path.is_dir():
+        raise ConfigError(f"--out {out_path} is a directory; name the weights file, e.g. {out_path / 'classifier.pt'}")
+    atomic_write_bytes(out_path, payload)
     return {
         "test_accuracy": test_accuracy,
         "sha256": hashlib.sha256(payload).hexdigest(),
         "path": str(out_path),
         "epochs": epochs,
         "seed": seed,
+        "train_images": len(images),
         "device": str(device),
         "torch_version": torch.__version__,
         "num_threads": torch.get_num_threads(),

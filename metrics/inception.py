@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -47,6 +48,7 @@ GENUINE_WEIGHTS_URL = (
 )
 GENUINE_WEIGHTS_HASH_PREFIX = "6726825d"
 KID_SUBSET_SIZE = 1000  # torch-fidelity's default; lowered to N when fewer images are scored
+KID_SUBSETS = 100  # torch-fidelity's default
 DEFAULT_BATCH_SIZE = 50
 PRDC_K = 5  # nearest neighbours for precision/recall/density/coverage (metrics/prdc.py)
 # Names this module computes; a _std is the spread over IS's splits or KID's subsets, as torch-fidelity reports it
@@ -137,6 +139,40 @@ def default_cache_dir() -> Path:
     return Path(cache) / "ebm-bench" / "inception"
 
 
+@dataclass(frozen=True)
+class KidSetting:
+    """How KID was computed: `subsets` random subsets of `subset_size` images from each side, KID their mean and
+    kid_std their spread.
+
+    When the subset size is the whole set on both sides (N <= 1000 images against as many reference images, the
+    CPU setting), every subset holds the same images, so the subsets' KIDs are equal and their spread is float
+    round-off (2e-7): kid_std is then NaN, and the provenance says why. A smaller subset would give a spread, but
+    it would describe a different estimator than the KID reported beside it, and would change KID itself for
+    every run scored on N <= 1000, which records made before could then not be compared with."""
+
+    subset_size: int
+    n: int
+    n_reference: int
+    subsets: int = KID_SUBSETS
+
+    @property
+    def spread_defined(self) -> bool:
+        return self.subset_size < max(self.n, self.n_reference)
+
+    def provenance(self) -> dict:
+        record = {"kid_subset_size": self.subset_size, "kid_subsets": self.subsets}
+        if not self.spread_defined:
+            record["kid_std_note"] = (f"kid_std is NaN: the KID subsets of {self.subset_size} images are the whole "
+                                      f"sets ({self.n} generated, {self.n_reference} reference), so every subset "
+                                      "is the same; score more than 1000 images for a spread")
+        return record
+
+
+def kid_setting(n: int, n_reference: int, subset_size: int | None = None) -> KidSetting:
+    """The KID subsets for N generated against N_reference images: min(1000, N, N_reference) images each."""
+    return KidSetting(subset_size or min(KID_SUBSET_SIZE, n, n_reference), n, n_reference)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Weights
 
@@ -150,10 +186,16 @@ def resolve_weights_path(weights_path: str | Path | None = None, download: bool 
     chosen = weights_path or os.environ.get(WEIGHTS_ENV)
     if chosen:
         path = Path(chosen).expanduser()
+        source = "--inception-weights" if weights_path else f"${WEIGHTS_ENV}"
         if not path.is_file():
-            source = "--inception-weights" if weights_path else f"${WEIGHTS_ENV}"
             raise ConfigError(f"Inception weights not found at {path} (from {source}); point it at the "
                               "2015-12-05 pool3 weights file, or unset it to download the genuine file")
+        stat = path.stat()
+        problem = _weights_problem(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if problem:
+            raise ConfigError(f"{path} (from {source}) is not a readable Inception weights file: {problem}. Fix: "
+                              f"pass the 2015-12-05 Inception-v3 weights ({GENUINE_WEIGHTS_URL}), or unset it to "
+                              "download them")
         return path
     path = Path(torch.hub.get_dir()) / "checkpoints" / Path(GENUINE_WEIGHTS_URL).name
     if not path.is_file():
@@ -162,6 +204,26 @@ def resolve_weights_path(weights_path: str | Path | None = None, download: bool 
                               f"{WEIGHTS_ENV}")
         _download_genuine_weights(path)
     return path
+
+
+# Layers torch-fidelity's Inception-v3 loads: a state dict without them is some other network's
+INCEPTION_KEYS = ("Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.conv.weight", "fc.weight")
+
+
+@lru_cache(maxsize=8)
+def _weights_problem(path: str, size: int, mtime_ns: int) -> str | None:
+    """Why a weights file cannot be torch-fidelity's Inception (None if it can), memoised on (path, size, mtime):
+    checked before a run trains, so a wrong file fails in one line, not in a traceback after training."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 (text, an archive of something else, truncated: one advice)
+        return f"torch.load cannot read it ({type(err).__name__})"
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a state dict"
+    missing = [key for key in INCEPTION_KEYS if key not in state]
+    if missing:
+        return f"its {len(state)} entries lack Inception-v3's {missing[0]}"
+    return None
 
 
 def _download_genuine_weights(path: Path) -> None:
@@ -213,7 +275,8 @@ def inception_metrics(images: torch.Tensor, metrics: tuple[str, ...] | list[str]
 
     FID, KID and precision/recall compare against `reference` (its features cached, see the module docstring).
     KID uses subsets of min(1000, N, N_reference) images, torch-fidelity's 100 subsets; IS uses its 10 splits
-    (N >= 10); `is_std` and `kid_std` are torch-fidelity's spreads over those. Precision and recall use k =
+    (N >= 10); `is_std` and `kid_std` are torch-fidelity's spreads over those, except that kid_std is NaN when
+    the subsets are the whole sets (KidSetting). Precision and recall use k =
     PRDC_K neighbours; density and coverage read the same pool3 features through torch-fidelity's feature cache
     and are computed by metrics/prdc.py.
     """
@@ -242,9 +305,10 @@ def inception_metrics(images: torch.Tensor, metrics: tuple[str, ...] | list[str]
         verbose=verbose,
         cache=False,
     )
-    if needs_reference:
+    kid = kid_setting(len(generated), reference.n, kid_subset_size) if needs_reference else None
+    if kid is not None:
         kwargs.update(_reference_kwargs(reference, weights, cache_dir))
-        kwargs["kid_subset_size"] = kid_subset_size or min(KID_SUBSET_SIZE, len(generated), reference.n)
+        kwargs.update(kid_subset_size=kid.subset_size, kid_subsets=kid.subsets)
     import torch_fidelity
 
     with _full_float32():
@@ -253,7 +317,10 @@ def inception_metrics(images: torch.Tensor, metrics: tuple[str, ...] | list[str]
             result = torch_fidelity.calculate_metrics(**kwargs)
         if {"inception_density", "inception_coverage"} & set(metrics):
             result |= _density_coverage(kwargs)
-    return {name: float(result[_FIDELITY_KEYS.get(name, name)]) for name in metrics}
+    scores = {name: float(result[_FIDELITY_KEYS.get(name, name)]) for name in metrics}
+    if "kid_std" in scores and not kid.spread_defined:
+        scores["kid_std"] = math.nan
+    return scores
 
 
 def _density_coverage(kwargs: dict) -> dict[str, float]:

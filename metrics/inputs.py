@@ -13,7 +13,7 @@ import torch
 from ebm_bench.errors import ConfigError
 
 from .classifier import classifier_features, classifier_outputs, load_classifier
-from .inception import BINARY_INCEPTION_METRICS, inception_metrics, resolve_weights_path
+from .inception import BINARY_INCEPTION_METRICS, KidSetting, inception_metrics, kid_setting, resolve_weights_path
 from .prdc import DEFAULT_K, knn_radii, prdc
 
 
@@ -63,6 +63,7 @@ class MetricInputs:
         self._energy_real, self._energy_fake = energy_real, energy_fake
         self.inception_weights, self.inception_names, self.cache_dir = inception_weights, inception_names, cache_dir
         self.used: set[str] = set()  # what was read: "classifier", "reference", "inception" (for provenance)
+        self.kid: KidSetting | None = None  # how KID was computed, once it was (for provenance)
 
     @property
     def samples(self) -> torch.Tensor:
@@ -102,7 +103,8 @@ class MetricInputs:
     @functools.cached_property
     def _classifier_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._shared is not None:
-            return tuple(self._shared.outputs(kind, self.classifier)[self._member] for kind in ("log_probs", "features"))
+            return tuple(self._shared.outputs(kind, self.classifier)[self._member]
+                         for kind in ("log_probs", "features"))
         return classifier_outputs(self.samples, self.classifier)
 
     @property
@@ -134,8 +136,11 @@ class MetricInputs:
         reference = self.reference.inception() if any(name in BINARY_INCEPTION_METRICS for name in names) else None
         self.inception_weights = resolve_weights_path(self.inception_weights)
         self.used.add("inception")
-        return inception_metrics(self.samples, names, reference, self.inception_weights, self.device,
-                                 cache_dir=self.cache_dir)
+        scores = inception_metrics(self.samples, names, reference, self.inception_weights, self.device,
+                                   cache_dir=self.cache_dir)
+        if {"kid", "kid_std"} & set(names):
+            self.kid = kid_setting(len(self.samples), reference.n)
+        return scores
 
     def inception(self, name: str) -> float:
         """One of the Inception metrics this pass computes (all of them in one torch-fidelity call)."""

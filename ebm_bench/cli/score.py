@@ -14,6 +14,7 @@ from ebm_bench.errors import ConfigError
 
 NPZ_KEY = "images"  # the array read from an .npz; without it, the first array in the file
 PNG_SUFFIXES = (".png",)
+FORMATS = "a folder of .png files or an .npz of uint8 images"  # what --images and --reference read
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -32,19 +33,31 @@ def load_images(path: str | Path, option: str = "--images") -> torch.Tensor:
     if path.is_file() and path.suffix.lower() == ".npz":
         return _load_npz(path)
     if not path.exists():
-        raise ConfigError(f"{option} {path} does not exist; pass a folder of PNGs or an .npz file")
-    raise ConfigError(f"cannot read {option} {path}: pass a folder of .png files or an .npz of uint8 images")
+        raise ConfigError(f"{option} {path} does not exist; pass {FORMATS}")
+    raise ConfigError(f"cannot read {option} {path}: ebm-bench reads {FORMATS}")
 
 
 def _load_npz(path: Path) -> torch.Tensor:
+    with path.open("rb") as handle:
+        magic = handle.read(6)
+    if not magic.startswith(b"PK") and magic != b"\x93NUMPY":  # np.load would try it as a pickle
+        raise ConfigError(f"{path} is not an .npz file (no zip archive of arrays inside); ebm-bench reads {FORMATS}, "
+                          "saved with np.savez(path, images=array)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):  # a .npy under an .npz name: the images themselves
+            return _check_uint8_array(loaded, str(path))
+        with loaded as archive:
             if not archive.files:
                 raise ConfigError(f"{path} holds no arrays; save the images with np.savez(path, images=array)")
             key = NPZ_KEY if NPZ_KEY in archive.files else archive.files[0]
             array = archive[key]
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot read {path} as an .npz file: {err}") from err
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001 (not a zip, truncated, object arrays: all need the same fix)
+        reason = (str(err).splitlines() or [""])[0].split(". ")[0][:80] or type(err).__name__
+        raise ConfigError(f"cannot read {path} as an .npz file ({reason}); ebm-bench reads {FORMATS}, saved "
+                          "with np.savez(path, images=array)") from None
     return _check_uint8_array(array, f"{path} (array {key!r})")
 
 
@@ -69,9 +82,13 @@ def _load_png_folder(folder: Path) -> torch.Tensor:
         raise ConfigError(f"no .png files in {folder}; pass a folder of PNG images or an .npz file")
     arrays = []
     for file in files:
-        with Image.open(file) as image:
-            grayscale = image.mode in ("1", "L", "LA", "I", "I;16")
-            arrays.append(np.asarray(image.convert("L" if grayscale else "RGB")))
+        try:
+            with Image.open(file) as image:
+                grayscale = image.mode in ("1", "L", "LA", "I", "I;16")
+                arrays.append(np.asarray(image.convert("L" if grayscale else "RGB")))
+        except Exception as err:  # noqa: BLE001 (not an image, truncated, broken chunks: PIL raises many kinds)
+            raise ConfigError(f"cannot read {file} as a PNG image ({type(err).__name__}); ebm-bench reads "
+                              f"{FORMATS}: remove or re-save that file") from None
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise ConfigError(f"the PNGs in {folder} differ in size or colour mode ({sorted(shapes)}); "
@@ -105,7 +122,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--inception-weights", default=None,
                         help="Inception-v3 2015-12-05 weights file (default: $EBM_BENCH_INCEPTION_WEIGHTS, else "
                              "torch-fidelity's download)")
-    parser.add_argument("--data-root", default=None, help="where MNIST lives (default: ebm_bench.data's default)")
+    parser.add_argument("--data-root", default=None,
+                        help="where MNIST lives (default: $EBM_BENCH_DATA, then ~/.cache/ebm-bench/data)")
     parser.add_argument("--cache-dir", default=None, help="reference statistics cache (default: ~/.cache/ebm-bench)")
     parser.set_defaults(func=run_score)
     return parser
@@ -165,9 +183,13 @@ def add_classifier_parser(subparsers) -> argparse.ArgumentParser:
         description="Train the 3-layer convnet on the full MNIST training set and report its test accuracy and "
                     "sha256. The defaults reproduce the shipped weights.",
     )
-    train.add_argument("--data-root", default=None, help="where MNIST lives (default: ebm_bench.data's default)")
+    train.add_argument("--data-root", default=None,
+                       help="where MNIST lives (default: $EBM_BENCH_DATA, then ~/.cache/ebm-bench/data)")
     train.add_argument("--out", default="mnist_classifier.pt", help="weights file to write (default: %(default)s)")
     train.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="default: %(default)s")
+    train.add_argument("--train-images", type=int, default=None, metavar="N",
+                       help="train on the first N training images only, a quick check of the command (default: all "
+                            "60000, as the shipped weights)")
     train.add_argument("--seed", type=int, default=DEFAULT_SEED, help="default: %(default)s")
     train.add_argument("--device", default="cpu", help="cpu (default; the shipped weights), cuda or auto")
     train.set_defaults(func=run_classifier_train)
@@ -182,7 +204,8 @@ def run_classifier_train(args: argparse.Namespace, out=None) -> int:
     out = out if out is not None else sys.stdout
     data_root = Path(args.data_root).expanduser() if args.data_root else default_data_root()
     result = train_classifier(data_root, args.out, epochs=args.epochs, seed=args.seed,
-                              device=resolve_device(args.device), log=lambda line: print(line, file=out, flush=True))
+                              device=resolve_device(args.device), log=lambda line: print(line, file=out, flush=True),
+                              train_images=args.train_images)
     pinned = "yes" if result["sha256"] == CLASSIFIER_SHA256 else "no (weights differ from the shipped ones)"
     print(f"test accuracy: {100 * result['test_accuracy']:.2f}%", file=out)
     print(f"sha256: {result['sha256']}", file=out)

@@ -60,3 +60,46 @@ def test_one_d_and_one_g_step_give_finite_losses_and_state_round_trips(name, tmp
     for key in saved:
         assert torch.equal(torch.as_tensor(saved[key]), torch.as_tensor(restored[key])), key
     assert fresh.method.options() == run.method.options()
+
+
+def test_a_method_without_a_loss_is_refused_when_it_registers():
+    from ebm_bench.errors import ConfigError
+    from ebm_bench.methods import Method, register_method
+
+    with pytest.raises(ConfigError) as error:
+        @register_method("test-no-loss-g")
+        class NoLossG(Method):
+            energy_model = "classifier"
+
+            def energy(self, images, out):
+                return -out.logit
+
+            def loss_d(self, real, fake):
+                return real.energy.mean()
+
+    message = str(error.value)
+    assert message.startswith("method 'test-no-loss-g' (") and f"NoLossG in {__file__})" in message
+    assert "does not define loss_g(fake); every method defines energy(images, out)" in message
+    assert "test-no-loss-g" not in METHODS
+
+
+def test_abstract_losses_are_refused_when_the_method_registers():
+    import abc
+
+    from ebm_bench.errors import ConfigError
+    from ebm_bench.methods import Method, register_method
+
+    class Base(Method, abc.ABC):
+        @abc.abstractmethod
+        def loss_d(self, real, fake): ...
+
+    with pytest.raises(ConfigError, match=r"does not define loss_d\(\) \(abstract\)"):
+        @register_method("test-abstract")
+        class Abstract(Base):
+            def energy(self, images, out):
+                return out.logit
+
+            def loss_g(self, fake):
+                return fake.energy.mean()
+
+    assert "test-abstract" not in METHODS

@@ -100,6 +100,7 @@ def test_energy_diagnostics_see_separation(name):
     assert separated != mixed or name == "energy_heldout_mean"
 
 
+@pytest.mark.slow  # Inception on the CPU: a minute on 2 cores
 def test_inception_metrics_known_values_and_direction(mnist_test_images, inception_weights, tmp_path):
     """FID of a set with itself is 0; real digits are closer to real digits than noise is; IS is exactly 1 with
     the shared weights, whose fc layer is zeroed (so IS has no direction to check here)."""
@@ -115,7 +116,8 @@ def test_inception_metrics_known_values_and_direction(mnist_test_images, incepti
     same, close, far = scores(real), scores(other), scores(noise)
     assert same["fid"] == pytest.approx(0.0, abs=1e-2) and same["is"] == pytest.approx(1.0)
     assert same["is_std"] == pytest.approx(0.0, abs=1e-6)  # every split scores exactly 1 with a zeroed fc
-    assert close["fid"] < far["fid"] and close["kid"] < far["kid"] and far["kid_std"] > 0
+    assert close["fid"] < far["fid"] and close["kid"] < far["kid"]
+    assert math.isnan(far["kid_std"])  # KID's subsets of 20 are the whole sets of 20: no spread (KidSetting)
     for name in ("precision", "recall", "density", "coverage"):
         assert same[f"inception_{name}"] == pytest.approx(1.0 if name != "density" else same["inception_density"])
         assert close[f"inception_{name}"] > far[f"inception_{name}"], name

@@ -3,6 +3,7 @@ never read for the wrong weights or N. Inception runs at a few images per second
 
 from __future__ import annotations
 
+import math
 import shutil
 
 import pytest
@@ -13,7 +14,15 @@ from torch.utils.data import Dataset
 from ebm_bench.datasets import to_unit_range
 from ebm_bench.datasets.mnist import load_mnist
 from ebm_bench.errors import ConfigError
-from ebm_bench.metrics import InceptionReference, inception_metrics, reference_cache_key, score_images, to_uint8_rgb
+from ebm_bench.metrics import (
+    InceptionReference,
+    inception_metrics,
+    kid_setting,
+    reference_cache_key,
+    score_images,
+    score_images_with_provenance,
+    to_uint8_rgb,
+)
 from ebm_bench.metrics.inception import WEIGHTS_ENV, cached_reference_files, resolve_weights_path, weights_sha256
 
 N_COMPARE = 48  # per side: 4 x 48 Inception forward passes in the comparison test
@@ -56,6 +65,7 @@ def test_to_uint8_rgb_rejects_other_shapes():
         to_uint8_rgb(torch.zeros(2, 2, 8, 8))
 
 
+@pytest.mark.slow  # Inception on the CPU: a minute or more on 2 cores
 def test_score_images_fid_kid_is_equal_torch_fidelity_called_directly(mnist_root, mnist_train_uint8,
                                                                        inception_weights, tmp_path):
     generated = to_unit_range(mnist_train_uint8[: N_COMPARE + 5])  # n below keeps the first N_COMPARE
@@ -101,6 +111,7 @@ def _reference(images: torch.Tensor, n: int, calls: list, fail: bool = False) ->
     return InceptionReference("mnist", "test", n, 32, load)
 
 
+@pytest.mark.slow  # Inception on the CPU: a minute or more on 2 cores
 def test_reference_statistics_are_cached_and_recomputed_when_n_or_weights_change(
         mnist_train_uint8, inception_weights, tmp_path):
     generated = to_unit_range(mnist_train_uint8[:10])
@@ -159,3 +170,66 @@ def test_fid_on_the_gpu_equals_fid_on_the_cpu(mnist_root, mnist_train_uint8, inc
     # Inception in float32 with cuDNN's convolutions on one side and oneDNN's on the other: FID agrees to 1e-3
     assert scores["cuda"]["fid"] == pytest.approx(scores["cpu"]["fid"], rel=1e-3)
     assert scores["cuda"]["kid"] == pytest.approx(scores["cpu"]["kid"], rel=1e-2, abs=1e-5)
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"not weights at all\n", "torch.load cannot read it (UnpicklingError)"),
+    (b"", "torch.load cannot read it (EOFError)"),
+    ("tensor", "it holds a Tensor, not a state dict"),
+    ("other-net", "its 1 entries lack Inception-v3's Conv2d_1a_3x3.conv.weight"),
+])
+def test_a_file_that_is_not_inception_weights_is_refused_in_one_line(content, problem, tmp_path):
+    path = tmp_path / "weights.pth"
+    if content == "tensor":
+        torch.save(torch.zeros(3), path)
+    elif content == "other-net":
+        torch.save({"layer.weight": torch.zeros(3)}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError) as error:
+        resolve_weights_path(path)
+    message = str(error.value)
+    assert message.startswith(f"{path} (from --inception-weights) is not a readable Inception weights file: {problem}")
+    assert "weights-inception-2015-12-05" in message and "\n" not in message
+
+
+class _FakeFidelity:
+    """torch_fidelity.calculate_metrics without Inception: records its arguments, returns a KID spread."""
+
+    def __init__(self):
+        self.kwargs = {}
+
+    def __call__(self, **kwargs):
+        self.kwargs = kwargs
+        return {"kernel_inception_distance_mean": 0.125, "kernel_inception_distance_std": 2e-7,
+                "frechet_inception_distance": 1.0}
+
+
+@pytest.mark.parametrize("n, n_reference, spread", [(20, 20, False), (20, 40, True), (1500, 1500, True)])
+def test_kid_std_is_nan_when_every_subset_is_the_whole_set(n, n_reference, spread, inception_weights, tmp_path,
+                                                           monkeypatch):
+    fake = _FakeFidelity()
+    monkeypatch.setattr(torch_fidelity, "calculate_metrics", fake)
+    reference = InceptionReference("mnist", "test", n_reference, 8, lambda: torch.zeros(n_reference, 1, 8, 8))
+    scores = inception_metrics(torch.zeros(n, 1, 8, 8), ["kid", "kid_std"], reference, inception_weights,
+                               cache_dir=tmp_path)
+    subset = min(1000, n, n_reference)
+    assert fake.kwargs["kid_subset_size"] == subset and fake.kwargs["kid_subsets"] == 100
+    assert scores["kid"] == 0.125
+    assert (scores["kid_std"] == 2e-7) if spread else math.isnan(scores["kid_std"])
+    setting = kid_setting(n, n_reference)
+    assert setting.spread_defined is spread and setting.provenance()["kid_subset_size"] == subset
+    assert ("kid_std_note" in setting.provenance()) is not spread
+
+
+def test_the_provenance_says_why_kid_std_is_nan(inception_weights, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch_fidelity, "calculate_metrics", _FakeFidelity())
+    images = torch.rand(30, 1, 8, 8) * 2 - 1
+    scores, record = score_images_with_provenance(images, ["kid", "kid_std"], reference=images, n=20,
+                                                  inception_weights=inception_weights, cache_dir=tmp_path)
+    assert math.isnan(scores["kid_std"]) and record["n"] == record["n_reference"] == 20
+    assert record["kid_subset_size"] == 20 and record["kid_subsets"] == 100
+    assert record["kid_std_note"].startswith("kid_std is NaN: the KID subsets of 20 images are the whole sets")
+    _, fid_only = score_images_with_provenance(images, ["fid"], reference=images, n=20,
+                                               inception_weights=inception_weights, cache_dir=tmp_path)
+    assert "kid_subset_size" not in fid_only  # KID's settings only where KID was computed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +12,7 @@ from ebm_bench.metrics import (
     METRICS,
     TORCH_FIDELITY_VERSION,
     parse_metric_names,
+    register_metric,
     score_images,
     score_images_with_provenance,
 )
@@ -71,3 +73,56 @@ def test_mnist_reference_refuses_images_of_another_kind():
 def test_uint8_images_are_refused_with_a_hint():
     with pytest.raises(ConfigError, match="to_unit_range"):
         score_images(torch.zeros(4, 1, 32, 32, dtype=torch.uint8), ["i_prime"])
+
+
+@pytest.fixture
+def own_metrics(monkeypatch):
+    """METRICS as it is now, restored after the test."""
+    monkeypatch.setattr(METRICS, "_items", dict(METRICS._items))
+    return METRICS
+
+
+@pytest.mark.parametrize("value, expected", [
+    (0.25, 0.25), (3, 3.0), (torch.tensor(0.5), 0.5), (torch.tensor([0.75]), 0.75), (np.float32(1.5), 1.5),
+    (float("nan"), None),
+])
+def test_a_metric_may_return_any_one_number(value, expected, own_metrics):
+    register_metric("test-number", "higher", "samples")(lambda inputs: value)
+    score = score_images(torch.zeros(4, 1, 32, 32), ["test-number"])["test-number"]
+    assert type(score) is float and (score == expected if expected is not None else score != score)
+
+
+def test_a_metric_that_returns_something_else_is_named_in_one_line(own_metrics):
+    @register_metric("test-word", "higher", "samples")
+    def word(inputs):
+        return "sharp"
+
+    register_metric("test-vector", "higher", "samples")(lambda inputs: torch.zeros(3))
+    with pytest.raises(ConfigError) as error:
+        score_images(torch.zeros(4, 1, 32, 32), ["test-word"])
+    assert str(error.value) == (f"metric 'test-word' (test_a_metric_that_returns_something_else_is_named_in_one_line."
+                                f"<locals>.word in {__file__}) returned str 'sharp'; a metric returns one number "
+                                "(a float)")
+    with pytest.raises(ConfigError, match=r"'test-vector' .* returned a tensor of shape \(3,\)"):
+        score_images(torch.zeros(4, 1, 32, 32), ["test-vector"])
+
+
+def test_a_metric_that_raises_is_named_in_one_line_and_our_own_errors_pass_through(own_metrics):
+    @register_metric("test-raises", "higher", "samples")
+    def raises(inputs):
+        return {}["missing"]
+
+    with pytest.raises(ConfigError, match=r"metric 'test-raises' \(.*raises in .*\) raised KeyError: 'missing'; fix"):
+        score_images(torch.zeros(4, 1, 32, 32), ["test-raises"])
+    register_metric("test-needs-reference", "higher", "samples")(lambda inputs: inputs.reference.n)
+    with pytest.raises(ConfigError, match="^this metric compares against a reference set, and none was given$"):
+        score_images(torch.zeros(4, 1, 32, 32), ["test-needs-reference"], reference=None)
+
+
+def test_a_metric_name_registered_twice_needs_replace(own_metrics):
+    builtin = METRICS["fid"]
+    with pytest.raises(ConfigError, match="metric 'fid' is registered twice: by <lambda> in .*inception.py and by"):
+        register_metric("fid", "lower", "samples")(lambda inputs: 0.0)
+    assert METRICS["fid"] is builtin
+    register_metric("fid", "lower", "samples", replace=True)(lambda inputs: 0.0)
+    assert METRICS["fid"] is not builtin and METRICS["fid"].needs == "samples"

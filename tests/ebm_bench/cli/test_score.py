@@ -1,10 +1,11 @@
-"""`ebm-bench score` / `ebm-bench classifier train` logic (ebm_bench.scoring) on small npz files and PNG folders."""
+"""`ebm-bench score` / `ebm-bench classifier train` (ebm_bench.cli.score) on small npz files and PNG folders."""
 
 from __future__ import annotations
 
 import argparse
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -129,3 +130,88 @@ def test_classifier_train_parser_defaults_reproduce_the_shipped_weights(parser):
     args = parser.parse_args(["classifier", "train", "--out", "x.pt"])
     assert args.func is run_classifier_train
     assert (args.epochs, args.seed, args.device) == (CLASSIFIER_TRAINING["epochs"], CLASSIFIER_TRAINING["seed"], "cpu")
+
+
+def test_classifier_train_writes_the_weights_it_reports(parser, mnist_root, tmp_path, monkeypatch):
+    """The command that made the shipped weights, on 256 training images for one epoch (scoring the 10k test
+    images is left out: the slow test below runs it whole)."""
+    import hashlib
+
+    import torch
+
+    import ebm_bench.metrics.classifier as classifier_module
+    from ebm_bench.metrics.classifier import WEIGHTS_PATH, MnistClassifier, file_sha256
+
+    shipped = file_sha256(WEIGHTS_PATH)
+    monkeypatch.setattr(classifier_module, "accuracy", lambda model, images, labels: 0.5)
+    out = tmp_path / "weights" / "mine.pt"
+    printed = _run(parser, "classifier", "train", "--data-root", str(mnist_root), "--out", str(out),
+                   "--epochs", "1", "--train-images", "256")
+    sha = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert printed.splitlines()[0].startswith("epoch 1/1: mean training loss ")
+    assert f"sha256: {sha}" in printed and "test accuracy: 50.00%" in printed
+    assert "matches the pinned sha256: no" in printed and f"wrote {out}" in printed
+    MnistClassifier().load_state_dict(torch.load(out, weights_only=True))  # a classifier's weights
+    assert file_sha256(WEIGHTS_PATH) == shipped
+
+
+@pytest.mark.slow
+def test_classifier_train_through_the_cli_reports_its_test_accuracy(mnist_root, tmp_path, capsys):
+    """Whole: 256 training images, one epoch, scored on the 10k test images (~20 s on a loaded 2-core CPU)."""
+    from ebm_bench.cli import main
+
+    out = tmp_path / "mine.pt"
+    assert main(["classifier", "train", "--data-root", str(mnist_root), "--out", str(out), "--epochs", "1",
+                 "--train-images", "256"]) == 0
+    accuracy = float(re.search(r"test accuracy: ([\d.]+)%", capsys.readouterr().out).group(1))
+    assert 5.0 < accuracy < 100.0 and out.is_file()
+
+
+def test_classifier_train_on_less_than_a_batch_is_a_config_error(parser, mnist_root, tmp_path):
+    args = parser.parse_args(["classifier", "train", "--data-root", str(mnist_root), "--out", str(tmp_path / "x.pt"),
+                              "--train-images", "5"])
+    with pytest.raises(ConfigError, match="--train-images must be at least one batch"):
+        run_classifier_train(args)
+
+
+def _bad_inputs(tmp_path):
+    """(name, --images path) of files ebm-bench cannot read as images."""
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    Image.fromarray(np.zeros((32, 32), dtype=np.uint8), mode="L").save(folder / "000.png")
+    (folder / "001.png").write_text("a text file under an image's name")
+    truncated = tmp_path / "truncated.npz"
+    np.savez(truncated, images=np.zeros((4, 32, 32), dtype=np.uint8))
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    (tmp_path / "text.npz").write_text("not an archive")
+    (tmp_path / "notes.txt").write_text("hello")
+    return {"a text file among the PNGs": (folder, f"cannot read {folder / '001.png'} as a PNG image"),
+            "a truncated .npz": (truncated, f"cannot read {truncated} as an .npz file (File is not a zip file)"),
+            "a text file named .npz": (tmp_path / "text.npz", f"{tmp_path / 'text.npz'} is not an .npz file"),
+            "a text file": (tmp_path / "notes.txt", f"cannot read --images {tmp_path / 'notes.txt'}")}
+
+
+@pytest.mark.parametrize("case", ["a text file among the PNGs", "a truncated .npz", "a text file named .npz",
+                                  "a text file"])
+def test_a_file_that_is_not_images_is_one_line_naming_it_and_the_formats(case, tmp_path, capsys):
+    from ebm_bench.cli import main
+
+    path, phrase = _bad_inputs(tmp_path)[case]
+    assert main(["score", "--images", str(path), "--metrics", "i_prime", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert phrase in err and "a folder of .png files or an .npz of uint8 images" in err, err
+
+
+def test_garbage_inception_weights_are_one_line_saying_where_to_get_them(test_digits, tmp_path, capsys):
+    from ebm_bench.cli import main
+
+    images, weights = tmp_path / "samples.npz", tmp_path / "inception.pth"
+    np.savez(images, images=test_digits[:20])
+    weights.write_text("garbage")
+    assert main(["score", "--images", str(images), "--metrics", "fid", "--device", "cpu",
+                 "--inception-weights", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"{weights} (from --inception-weights) is not a readable Inception weights file" in err
+    assert "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05" in err
