@@ -80,9 +80,8 @@ def test_score_images_fid_kid_is_equal_torch_fidelity_called_directly(mnist_root
     assert ours["fid"] == pytest.approx(direct["frechet_inception_distance"], rel=1e-6)
     assert ours["kid"] == pytest.approx(direct["kernel_inception_distance_mean"], rel=1e-6, abs=1e-9)
     assert ours["fid"] > 1.0  # two different digit sets: a real distance, not a degenerate zero
-    # The shared weights have a zeroed fc layer: uniform logits, so the Inception Score is exactly 1.
-    assert ours["is"] == pytest.approx(1.0, abs=1e-6)
-    assert direct["inception_score_mean"] == pytest.approx(1.0, abs=1e-6)
+    # The project's shared weights have a zeroed fc layer (IS exactly 1); torch-fidelity's own file gives a real IS.
+    assert ours["is"] == pytest.approx(direct["inception_score_mean"], rel=1e-6)
 
 
 def test_reference_cache_key_changes_with_everything_that_changes_the_statistics():
