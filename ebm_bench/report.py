@@ -21,20 +21,17 @@ import pandas as pd
 
 from ebm_bench.errors import ConfigError
 from ebm_bench.files import SAMPLES, atomic_write_bytes
-from ebm_bench.leaderboard import display_rows, leaderboard_from_runs, record_metrics, render
+from ebm_bench.leaderboard import (default_rank_by, display_rows, headline_metrics, leaderboard_from_runs,
+                                   record_metrics, render)
 from ebm_bench.leaderboard.build import quality_metrics
 from ebm_bench.leaderboard.reference import read_records
 from ebm_bench.leaderboard.reliability import N_LAYERS, SUBSETS, subset
 from ebm_bench.plots import MARGIN, default_metrics, energy_figure, figure_bytes, histogram_figure, margin_figure
 from ebm_bench.plots import quality_figure, reliability_figure, samples_figure
-from ebm_bench.plots.common import plt
+from ebm_bench.plots.common import plt, readable_samples
 from ebm_bench.runs import check_out_dir
 
 PAGE = "index.html"
-# The default rank (the first the records hold), then the scores the first table shows: the paper's, FID, and
-# fidelity and diversity apart (precision, recall)
-RANKING = ("i_prime", "fid_mnist", "fid", "precision", "recall", "classes_covered", "mnist_is")
-PRIMARY = 5  # scores shown in the leaderboard's first table; the rest fold away
 OVER_TRAINING = (".best", ".drop")  # of the scores over training (--eval-every): the peak, and the loss since it
 HISTOGRAM_RUNS = 5  # runs per method from which a histogram of their scores says more than the table
 
@@ -53,7 +50,7 @@ def write_report(paths: Sequence[str | Path], out: str | Path = "report", *, met
     check_out_dir(out)  # after the records: a mistyped run folder leaves no empty report folder behind
     metrics = list(metrics) or record_metrics(records) + [m for m in quality_metrics(records)
                                                           if m.endswith(OVER_TRAINING)]
-    rank_by = rank_by or next((m for m in RANKING if m in metrics), None)
+    rank_by = rank_by or default_rank_by(metrics)  # as `ebm-bench leaderboard` ranks
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table = leaderboard_from_runs([str(p) for p in paths], metrics, rank_by, reference, data_root)
@@ -74,14 +71,16 @@ h1{font-size:24px;margin:12px 0 4px}h2{font-size:19px;margin:32px 0 8px;border-b
 nav a{margin-right:14px}
 img{max-width:100%;height:auto}
 table{border-collapse:collapse;width:100%;margin:8px 0}
-th,td{padding:4px 8px;border-bottom:1px solid #e2e2e2;text-align:right;vertical-align:top;overflow-wrap:anywhere}
+th,td{padding:4px 8px;border-bottom:1px solid #e2e2e2;text-align:right;vertical-align:top;overflow-wrap:normal;
+ word-break:normal}
 th{background:#f3f3f3;font-weight:600}
+.wide{overflow-x:auto;max-width:100%}
 .text{text-align:left}
 .ci{display:block;color:#777;font-size:12px}
 .reference td{color:#555;font-style:italic}
 table.columns{width:auto;max-width:100%;font-size:13px}
 table.setup{table-layout:fixed}table.setup th{width:17%;text-align:left;background:none}
-table.setup td{text-align:left}
+table.setup td{text-align:left;overflow-wrap:anywhere}
 .hash,code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;overflow-wrap:anywhere}
 .differs{color:#a33;font-size:12px}
 .samples{display:flex;flex-wrap:wrap;gap:18px}
@@ -123,7 +122,9 @@ def _cell(text: str) -> str:
 
 
 def _header(name: str, css: str = "") -> str:
-    label = _e(name).replace("_", "_<wbr>")  # long metric names may break at their underscores
+    """A header that wraps only between words and after an underscore of a long metric name, its arrow kept on the
+    name's line: never inside a word ("ran k", "precisi on")."""
+    label = _e(name).replace("_", "_<wbr>").replace(" ↑", "&nbsp;↑").replace(" ↓", "&nbsp;↓")
     return f'<th class="{css}">{label}</th>' if css else f"<th>{label}</th>"
 
 
@@ -132,12 +133,12 @@ TEXT_KEYS = ("dataset", "budget", "method", "variant")
 
 
 def _leaderboard(table: pd.DataFrame, rank_by: str | None) -> str:
-    """The primary table (keys and the PRIMARY scores that matter most), every other column folded beneath it
+    """The primary table (keys and the headline scores, `headline_metrics`), every other column folded beneath it
     (one row per column), and the whole table as a CSV inside the page."""
     header, rows = display_rows(table)
     constant = [k for k in ("dataset", "budget") if table[k].astype(str).nunique() == 1]  # said once, above
     scores = {h.rstrip(" ↑↓"): i for i, h in enumerate(header[len(KEYS):-4], start=len(KEYS))}
-    primary = list(dict.fromkeys([m for m in [rank_by, *RANKING] if m in scores] + list(scores)))[:PRIMARY]
+    primary = headline_metrics(list(scores), rank_by)
     shown = [i for i, key in enumerate(KEYS) if key not in constant and (key != "variant" or any(r[4] for r in rows))]
     shown += [scores[m] for m in primary]
     head = "".join(_header(header[i], "text" if header[i] in TEXT_KEYS else "") for i in shown)
@@ -153,16 +154,18 @@ def _leaderboard(table: pd.DataFrame, rank_by: str | None) -> str:
     folded = "".join("<tr>" + _header(header[i], "text") + "".join(_cell(r[i]) for r in rows) + "</tr>\n"
                      for i in rest)
     csv = base64.b64encode(render(table, "csv").encode()).decode()
-    return (f'{caption}\n<table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>\n'
+    # each table scrolls inside its own box when wider than the page (the folded one has a column per row)
+    return (f'{caption}\n<div class="wide"><table class="leaderboard"><thead><tr>{head}</tr></thead><tbody>\n'
+            f"{body}</tbody></table></div>\n"
             f"<details><summary>Every column ({len(rest)} more), one row per column</summary>\n"
-            f'<table class="columns"><thead><tr><th class="text">column</th>{columns}</tr></thead><tbody>\n'
-            f"{folded}</tbody></table></details>\n"
+            f'<div class="wide"><table class="columns"><thead><tr><th class="text">column</th>{columns}</tr></thead>'
+            f"<tbody>\n{folded}</tbody></table></div></details>\n"
             f'<p><a download="leaderboard.csv" href="data:text/csv;base64,{csv}">leaderboard.csv</a> (every column '
             "of the table, with std, interval and seed count of each score as numbers)</p>")
 
 
 def _samples(records: pd.DataFrame) -> str:
-    runs = records[records["run_dir"].map(lambda d: (Path(d) / SAMPLES).is_file())]
+    runs = records[records["run_dir"].map(lambda d: readable_samples(d, "the page"))]
     figures = []
     for method, group in runs.sort_values(["method", "seed"]).groupby("method", sort=True):
         run = group.iloc[0]
@@ -170,7 +173,7 @@ def _samples(records: pd.DataFrame) -> str:
         figures.append(f"<figure>{_png(data, f'samples of {method}')}<figcaption><b>{_e(method)}</b> seed "
                        f"{_e(run['seed'])}<br><code>{_e(Path(run['run_dir']).name)}</code></figcaption></figure>")
     if not figures:
-        return "<p>No run folder has a samples.png.</p>"
+        return "<p>No run folder has a readable samples.png.</p>"
     return ('<p class="caption">The final samples of each method\'s first run (the same noise for every run).</p>'
             f'<div class="samples">{"".join(figures)}</div>')
 
@@ -183,7 +186,7 @@ def _sweep(records: pd.DataFrame) -> str:
             parts.append(_figure(margin_figure(records, metrics), "scores against the margin m"))
         except ConfigError as err:
             parts.append(f"<p>No margin curve: {_e(err)}</p>")
-        if records["run_dir"].map(lambda d: (Path(d) / SAMPLES).is_file()).any():
+        if records["run_dir"].map(lambda d: readable_samples(d, "the page")).any():
             parts.append(_figure(samples_figure(records), "samples per margin"))
             parts.append('<p class="caption">Samples of the first seed at each margin (the EBGAN paper\'s '
                          "Figure 9).</p>")
@@ -291,9 +294,8 @@ def _setup(records: pd.DataFrame) -> str:
     return f'<table class="setup"><tbody>\n{"".join(rows)}</tbody></table>'
 
 
-def render_page(records: pd.DataFrame, table: pd.DataFrame, paths: Sequence[Path], rank_by: str | None,
-                notes: Sequence[str] = ()) -> str:
-    """The page's HTML (see the module's docstring)."""
+def _sections(records: pd.DataFrame, table: pd.DataFrame, rank_by: str | None) -> list[tuple[str, str, str]]:
+    """(anchor, title, HTML) of each section the runs fill."""
     sections = [("leaderboard", "Leaderboard", _leaderboard(table, rank_by)),
                 ("samples", "Samples", _samples(records))]
     energy = energy_figure(records)
@@ -306,6 +308,20 @@ def render_page(records: pd.DataFrame, table: pd.DataFrame, paths: Sequence[Path
     if sweep:
         sections.append(("sweep", "Sweep", sweep))
     sections.append(("setup", "Setup", _setup(records)))
+    return sections
+
+
+def render_page(records: pd.DataFrame, table: pd.DataFrame, paths: Sequence[Path], rank_by: str | None,
+                notes: Sequence[str] = ()) -> str:
+    """The page's HTML (see the module's docstring). What a section leaves out (a run without a readable
+    trajectory, a damaged samples.png) is warned about and listed in the page's notes too."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sections = _sections(records, table, rank_by)
+    left_out = list(dict.fromkeys(str(w.message) for w in caught))
+    for note in left_out:
+        warnings.warn(note, stacklevel=2)
+    notes = [*notes, *left_out]
     nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title, _ in sections)
     body = "".join(f'<section id="{key}"><h2>{_e(title)}</h2>\n{content}\n</section>\n'
                    for key, title, content in sections)

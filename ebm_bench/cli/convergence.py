@@ -8,9 +8,10 @@ from ebm_bench.errors import ConfigError
 from ebm_bench.files import atomic_write_bytes
 from ebm_bench.leaderboard.convergence import convergence_table
 from ebm_bench.plots import save, tracking_figure
-from ebm_bench.runs import load_records
+from ebm_bench.runs import check_out_dir, load_records
 
 from .common import method_list
+from .leaderboard import print_table, warnings_as_lines
 
 
 def add_parser(subparsers) -> None:
@@ -33,9 +34,13 @@ def command(args) -> int:
         records = records[records["method"].isin(methods)]
     if records.empty:
         raise ConfigError(f"no runs of {', '.join(methods)} under {', '.join(args.runs)}")
-    table = convergence_table(records, args.measure)
-    out = Path(args.out)
-    atomic_write_bytes(out / "convergence.csv", table.to_csv(index=False, float_format="%.4g").encode())
-    save(tracking_figure(records, args.measure, "fid_mnist"), out, f"{args.measure}_vs_fid_mnist")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    with warnings_as_lines():  # a run left out for a damaged trajectory.csv or evaluation.csv
+        table = convergence_table(records, args.measure)
+        out = Path(args.out)
+        check_out_dir(out)
+        atomic_write_bytes(out / "convergence.csv", table.to_csv(index=False, float_format="%.4g").encode())
+        save(tracking_figure(records, args.measure, "fid_mnist"), out, f"{args.measure}_vs_fid_mnist")
+    rows = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in table.itertuples(index=False)]
+    print_table(list(table.columns), rows, f"Spearman's rho of {args.measure} and of the step against each score",
+                text_columns=("run_id", "method"), elsewhere=str(out / "convergence.csv"))
     return 0

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
 
 from ebm_bench.config import load_preset, preset_names
 from ebm_bench.datasets import DATASETS
@@ -37,7 +40,11 @@ def command(args) -> int:
     ]
     for title, rows in sections:
         console.print(f"[bold]{title}[/bold]")
-        width = max(map(len, rows), default=0) + 2
+        # names in a column of their own, descriptions wrapped between words beside them: the terminal's width
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
         for name, text in rows.items():
-            console.print(f"  {name:<{width}}{text}", soft_wrap=True, highlight=False, markup=False)
+            grid.add_row(Text(name), Text(text))
+        console.print(Padding(grid, (0, 0, 0, 2)), highlight=False)
     return 0

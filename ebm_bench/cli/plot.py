@@ -5,6 +5,7 @@ from __future__ import annotations
 from ebm_bench.plots import plot_all
 
 from .common import method_list
+from .leaderboard import warnings_as_lines
 
 
 def add_parser(subparsers) -> None:
@@ -26,6 +27,8 @@ def add_parser(subparsers) -> None:
 
 def command(args) -> int:
     raw = method_list(args.raw_columns) if args.raw or args.raw_columns else None
-    for path in plot_all(args.runs, args.out, method_list(args.metrics), raw=raw):
+    with warnings_as_lines():  # a run a figure leaves out (no readable trajectory, a damaged samples.png)
+        written = plot_all(args.runs, args.out, method_list(args.metrics), raw=raw)
+    for path in written:
         print(path)
     return 0

@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.files import atomic_write_bytes, read_json
+from ebm_bench.files import atomic_write_bytes
 from ebm_bench.plots import probe_figure, save
 from ebm_bench.probe import CORRUPTIONS, probe_markdown, probe_runs, summarise_probe
-from ebm_bench.runs import find_run_dirs
+from ebm_bench.runs import check_out_dir, find_run_dirs, load_record
 
 
 def add_parser(subparsers) -> None:
@@ -31,16 +31,50 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=command)
 
 
+# The columns of a probe.csv (`ebm-bench probe RUNS --out`) that its summary and figure read, the numeric ones last
+PROBE_TEXT_COLUMNS = ("run_id", "method", "corruption")
+PROBE_NUMERIC_COLUMNS = ("severity", "auroc", "spearman", "energy_auroc_generated")
+
+
+def read_probe_table(path: Path) -> pd.DataFrame:
+    """A probe.csv, or a ConfigError in one line saying why the file is not one."""
+    write_one = "write one with `ebm-bench probe RUNS --out probe.csv`"
+    if not path.is_file():
+        raise ConfigError(f"--table {path} does not exist; {write_one}")
+    try:
+        table = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ConfigError(f"--table {path} is empty, not a probe table; {write_one}") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
+        raise ConfigError(f"--table {path} is not a probe table: it does not read as CSV ({reason}); "
+                          f"{write_one}") from None
+    missing = [c for c in PROBE_TEXT_COLUMNS + PROBE_NUMERIC_COLUMNS if c not in table]
+    if missing:
+        raise ConfigError(f"--table {path} is not a probe table: it lacks the column(s) {', '.join(missing)}; "
+                          f"{write_one}")
+    text = [c for c in PROBE_NUMERIC_COLUMNS if not pd.api.types.is_numeric_dtype(table[c])]
+    if text:
+        raise ConfigError(f"--table {path} is not a probe table: its column(s) {', '.join(text)} hold text where "
+                          f"numbers belong; {write_one}")
+    if table.empty:
+        raise ConfigError(f"--table {path} holds no row; {write_one}")
+    return table
+
+
 def command(args) -> int:
     if bool(args.runs) == bool(args.table):
         raise ConfigError("probe takes run folders, or --table probe.csv to summarise one")
     if args.table:
-        if not Path(args.table).is_file():
-            raise ConfigError(f"--table {args.table} does not exist; write one with `ebm-bench probe RUNS --out`")
-        table = pd.read_csv(args.table)
-    else:
+        table = read_probe_table(Path(args.table))
+    if args.summary:  # before probing, which takes minutes; after reading a table, so that a bad one leaves no folder
+        try:
+            check_out_dir(Path(args.summary))
+        except ConfigError as err:  # its message names --out, the folder flag of the other commands
+            raise ConfigError(str(err).replace("--out ", "--summary ", 1)) from None
+    if not args.table:
         run_dirs = find_run_dirs(args.runs)
-        finished = [d for d in run_dirs if read_json(d / "result.json").get("status") == "finished"]
+        finished = [d for d in run_dirs if load_record(d)["status"] == "finished"]  # a damaged record: one line
         if len(finished) < len(run_dirs):
             print(f"skipping {len(run_dirs) - len(finished)} run(s) that did not finish (diverged or failed)")
         table = probe_runs(finished, n=args.n, data_root=args.data_root)

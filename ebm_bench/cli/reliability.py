@@ -9,7 +9,7 @@ from ebm_bench.files import atomic_write_bytes
 from ebm_bench.leaderboard.reliability import (DEFAULT_THRESHOLDS, SUBSETS, optimiser_panels, reliability_markdown,
                                                reliability_table, reliability_test, subset)
 from ebm_bench.plots import plot_reliability
-from ebm_bench.runs import load_records
+from ebm_bench.runs import check_out_dir, load_records
 
 
 def add_parser(subparsers) -> None:
@@ -37,6 +37,7 @@ def command(args) -> int:
         raise ConfigError(f"--thresholds takes numbers like 2,4,6; got {args.thresholds!r}") from None
     records = load_records(args.runs)
     table = reliability_table(records, args.metric, thresholds)
+    check_out_dir(Path(args.out))
     methods = set(records["method"])
     tests = (reliability_test(records, args.better, args.worse, args.metric)
              if {args.better, args.worse} <= methods else None)

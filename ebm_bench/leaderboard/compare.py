@@ -8,7 +8,7 @@ from ebm_bench.errors import ConfigError
 from ebm_bench.stats import welch_t_test
 
 from .build import BLOCKING_SETUP, INFO_COLUMNS, _round, metric_direction
-from .render import _metrics_of
+from .render import table_metrics
 
 
 def _setup_value(value) -> str:
@@ -24,6 +24,13 @@ def _setup_value(value) -> str:
 def _setup_values(table: pd.DataFrame, name: str) -> set[str]:
     values = table[name].dropna() if name in table else []
     return {_setup_value(part) for v in values for part in str(v).split("|") if part}
+
+
+def check_alpha(alpha: float) -> float:
+    """The significance level, refused outside (0, 1): at 0 nothing and at 1 everything would be significant."""
+    if not 0 < alpha < 1:  # also NaN
+        raise ConfigError(f"--alpha {alpha:g} is outside (0, 1); a significance level is e.g. 0.05")
+    return alpha
 
 
 def setup_differences(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
@@ -44,6 +51,7 @@ def compare_tables(a: pd.DataFrame, b: pd.DataFrame, force: bool = False, alpha:
 
     Refuses (ConfigError) when the setups differ in a way that changes the numbers, unless `force`.
     """
+    check_alpha(alpha)
     differences = setup_differences(a, b)
     blocking = [d for d in differences if "(changes the numbers)" in d]
     if blocking and not force:
@@ -59,7 +67,7 @@ def compare_tables(a: pd.DataFrame, b: pd.DataFrame, force: bool = False, alpha:
         a, b = a.assign(budget=label), b.assign(budget=label)
     merged = a.merge(b, on=keys, suffixes=("_a", "_b"))
     rows = []
-    for metric in sorted(set(_metrics_of(a)) & set(_metrics_of(b))):
+    for metric in sorted(set(table_metrics(a)) & set(table_metrics(b))):
         direction = metric_direction(metric)
         for _, r in merged.iterrows():
             mean_a, mean_b = r[f"{metric}_mean_a"], r[f"{metric}_mean_b"]
@@ -82,6 +90,7 @@ def _count(value) -> int:
 def compare_methods(table: pd.DataFrame, baseline: str, alpha: float = 0.05) -> pd.DataFrame:
     """Within one leaderboard: `baseline` (A) against every other method (B), per metric, Welch's t-test over
     seeds, as `compare_tables` gives for two tables (its `method` column names B)."""
+    check_alpha(alpha)
     rows = table[table["n_runs"] > 0]
     base = rows[rows["method"] == baseline]
     if base.empty:

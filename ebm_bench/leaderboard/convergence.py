@@ -9,15 +9,35 @@ tells no more than the step count does.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.files import EVALUATION
+from ebm_bench.files import EVALUATION, TRAJECTORY, corrupt_file_error
 from ebm_bench.runs import load_trajectory
 from ebm_bench.stats import spearman
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    """A run's CSV of numbers by step, or None (with a warning naming it) when it is damaged: the table leaves that
+    run out rather than fail."""
+    try:
+        table = load_trajectory(path.parent) if path.name == TRAJECTORY else pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as err:
+        warnings.warn(f"the convergence table leaves out {path.parent}: {corrupt_file_error(path, err)}", stacklevel=3)
+        return None
+    if "step" in table and table.empty:  # a header alone (its columns read as text): no pair, nothing wrong
+        return None
+    text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+    if "step" not in table or text:
+        what = f"its column {text[0]!r} holds text" if text else "it has no step column"
+        warnings.warn(f"the convergence table leaves out {path.parent}: {path.name} is not a table of numbers by "
+                      f"step ({what})", stacklevel=3)
+        return None
+    return table
 
 
 def paired(run_dir: str | Path, measure: str) -> pd.DataFrame | None:
@@ -25,10 +45,13 @@ def paired(run_dir: str | Path, measure: str) -> pd.DataFrame | None:
     path = Path(run_dir) / EVALUATION
     if not path.exists():
         return None
-    trajectory = load_trajectory(run_dir)
-    if measure not in trajectory or trajectory[measure].isna().all():
+    trajectory = _read(Path(run_dir) / TRAJECTORY)
+    if trajectory is None or measure not in trajectory or trajectory[measure].isna().all():
         return None
-    return pd.read_csv(path).merge(trajectory[["step", measure]], on="step").dropna(subset=[measure])
+    scores = _read(path)
+    if scores is None:
+        return None
+    return scores.merge(trajectory[["step", measure]], on="step").dropna(subset=[measure])
 
 
 def convergence_table(records: pd.DataFrame, measure: str = "m_global",

@@ -25,6 +25,7 @@ from ebm_bench.methods import get_method
 from ebm_bench.runs import find_run_dirs, load_record
 
 from .build import leaderboard_table, record_metrics
+from .render import table_metrics
 
 REFERENCE_FILE = "reference.json"
 
@@ -160,12 +161,38 @@ def leaderboard_from_runs(paths: Sequence[str], metrics: Sequence[str] = (), ran
     return table
 
 
+# The columns every leaderboard CSV has (a metric adds <metric>_mean, _std, _ci95 and _n)
+TABLE_COLUMNS = ("dataset", "budget", "method", "variant", "n_runs")
+_WRITE_ONE = "write one with `ebm-bench leaderboard RUNS --format csv --output TABLE.csv`"
+
+
 def load_table(path: str) -> pd.DataFrame:
-    """A leaderboard from a CSV written by `ebm-bench leaderboard --format csv`, or computed from run folders."""
+    """A leaderboard from a CSV written by `ebm-bench leaderboard --format csv`, or computed from run folders. A file
+    that is not such a table (unreadable, empty, other columns) is a ConfigError saying which."""
     if Path(path).is_file():
         if not path.endswith(".csv"):
             raise ConfigError(f"{path}: expected a leaderboard .csv or a folder of runs")
-        return pd.read_csv(path, dtype={"variant": str, "rank": str}).fillna({"variant": "", "rank": ""})
+        try:
+            table = pd.read_csv(path, dtype={"variant": str, "rank": str})
+        except pd.errors.EmptyDataError:
+            raise ConfigError(f"{path} is empty, not a leaderboard table; {_WRITE_ONE}") from None
+        except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as err:
+            reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
+            raise ConfigError(f"{path} is not a leaderboard table: it does not read as CSV ({reason}); "
+                              f"{_WRITE_ONE}") from None
+        missing = [c for c in TABLE_COLUMNS if c not in table]
+        if not any(f"{m}_std" in table and f"{m}_n" in table for m in table_metrics(table)):
+            missing.append("<metric>_mean, _std, _ci95 and _n for at least one metric")
+        if missing:
+            raise ConfigError(f"{path} is not a leaderboard table: it lacks the column(s) {', '.join(missing)}; "
+                              f"{_WRITE_ONE}")
+        metrics = table_metrics(table)
+        numeric = ["n_runs"] + [f"{m}_{part}" for m in metrics for part in ("mean", "std", "ci95", "n")]
+        text = [c for c in numeric if c in table and not pd.api.types.is_numeric_dtype(table[c])]
+        if text:
+            raise ConfigError(f"{path} is not a leaderboard table: its column(s) {', '.join(text[:5])} hold text "
+                              f"where numbers belong; {_WRITE_ONE}")
+        return table.fillna({"variant": "", "rank": ""})
     if not Path(path).exists():
         raise ConfigError(f"{path} does not exist; pass a leaderboard .csv or a folder of runs")
     return leaderboard_from_runs([path], reference="none")

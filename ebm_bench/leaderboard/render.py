@@ -12,7 +12,8 @@ from ebm_bench.errors import ConfigError
 from .build import INFO_COLUMNS, SETUP_COLUMNS, metric_direction
 
 
-def _metrics_of(table: pd.DataFrame) -> list[str]:
+def table_metrics(table: pd.DataFrame) -> list[str]:
+    """The metrics of a leaderboard table, in its column order."""
     return [c[: -len("_mean")] for c in table.columns if c.endswith("_mean") and f"{c[:-5]}_ci95" in table]
 
 
@@ -24,7 +25,7 @@ def _cell(value, digits: int = 4) -> str:
 
 def display_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and string cells: each metric as 'mean ± std [low, high]' (the 95% interval)."""
-    metrics = _metrics_of(table)
+    metrics = table_metrics(table)
     arrows = {m: {"higher": " ↑", "lower": " ↓"}.get(metric_direction(m) or "", "") for m in metrics}
     header = (["rank", "dataset", "budget", "method", "variant", "seeds", "diverged"]
               + [f"{m}{arrows[m]}" for m in metrics] + ["params G", "params D", "wall s", "steps/s"])

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.runs import load_records
+from ebm_bench.runs import check_out_dir, load_records
 
-from .common import figure_bytes, save
+from .common import figure_bytes, readable_samples, save
 from .energy import energy_figure, normalise_energy, plot_energy, reference_energy
 from .quality import plot_quality, quality_figure, tracking_figure
 from .raw import DEFAULT_PANELS, plot_raw_trajectories
@@ -71,11 +71,13 @@ def plot_all(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str
         raise ConfigError(f"no run folders under {', '.join(map(str, paths))}")
     out = Path(out)
     metrics = record_columns(records, metrics) if metrics else default_metrics(records)
+    check_out_dir(out)  # after the records and metrics: a mistyped argument leaves no empty folder behind
     written = []
     for figure, name in ((energy_figure(records), "energy"), (quality_figure(records), "quality")):
         if figure is not None:
             written += save(figure, out, name)
-    written += plot_sample_grids(records, out)
+    if records["run_dir"].map(lambda d: readable_samples(d, "the sample grid")).any():
+        written += plot_sample_grids(records, out)
     if MARGIN in records and records[MARGIN].nunique() > 1:
         written += plot_margin_sensitivity(records, out, metrics)
     for metric in metrics[:1]:  # the paper's Figure 2 is a histogram of I'

@@ -4,6 +4,7 @@ over the runs of one method."""
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from ebm_bench.files import EVALUATION, TRAJECTORY, atomic_write_bytes  # noqa: E402
+from ebm_bench.files import EVALUATION, SAMPLES, TRAJECTORY, atomic_write_bytes  # noqa: E402
 
 DPI = 110
 # Config fields that do not change what a run computes: runs differing only in these and the seed are seeds
@@ -23,8 +24,12 @@ _NOT_SETTINGS = {"config.seed", "config.out", "config.data_root", "config.downlo
 
 
 def figure_bytes(fig, fmt: str = "png") -> bytes:
+    """The figure as PNG or SVG bytes, the same bytes for the same figure: a committed plot that re-renders
+    unchanged stays unchanged (an SVG would otherwise carry its date and random element ids)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight")
+    metadata = {"Date": None} if fmt == "svg" else None
+    with matplotlib.rc_context({"svg.hashsalt": "ebm-bench"}):
+        fig.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
     return buffer.getvalue()
 
 
@@ -39,16 +44,31 @@ def save(fig, out: Path, name: str) -> list[Path]:
     return paths
 
 
-def read_table(run_dir: str | Path, name: str) -> pd.DataFrame | None:
-    """A run's CSV, or None when it is absent or holds no row (a run that diverged before its first log)."""
+def read_table_or_why(run_dir: str | Path, name: str) -> tuple[pd.DataFrame | None, str]:
+    """(a run's CSV, "") or, when it has no rows to draw, (None, why): it is absent, empty (a run that diverged
+    before its first log), or not a table of numbers by step (damaged: a figure leaves that run out, never fails)."""
     path = Path(run_dir) / name
     if not path.is_file():
-        return None
+        return None, f"no {name}"
     try:
         table = pd.read_csv(path)
     except pd.errors.EmptyDataError:
-        return None
-    return table if len(table) and "step" in table else None
+        return None, f"{name} is empty"
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError, OSError) as err:  # binary or damaged
+        reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        return None, f"{name} is unreadable ({reason[:100]})"
+    if "step" in table and table.empty:  # a header alone: its columns read as text, though nothing is wrong
+        return None, f"{name} holds no row"
+    text = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+    if "step" not in table or text:
+        what = f"its column {text[0]!r} holds text" if text else "it has no step column"
+        return None, f"{name} is not a table of numbers by step ({what})"
+    return table, ""
+
+
+def read_table(run_dir: str | Path, name: str) -> pd.DataFrame | None:
+    """A run's CSV, or None when it has no rows to draw (see `read_table_or_why`)."""
+    return read_table_or_why(run_dir, name)[0]
 
 
 def trajectory(run_dir: str | Path) -> pd.DataFrame | None:
@@ -58,6 +78,26 @@ def trajectory(run_dir: str | Path) -> pd.DataFrame | None:
 def evaluation(run_dir: str | Path) -> pd.DataFrame | None:
     """evaluation.csv of a run trained with --eval-every; None without one."""
     return read_table(run_dir, EVALUATION)
+
+
+def warn_left_out(figure: str, run_dir: str | Path, why: str) -> None:
+    """One line for a run that a figure leaves out, naming the run and why."""
+    warnings.warn(f"{figure} leaves out {run_dir}: {why}", stacklevel=3)
+
+
+def readable_samples(run_dir: str | Path, figure: str) -> bool:
+    """Whether a run's samples.png is there and decodes whole; a damaged one (e.g. truncated) is named in a
+    warning, so that a figure or page leaves it out instead of failing or embedding a broken image."""
+    path = Path(run_dir) / SAMPLES
+    if not path.is_file():
+        return False
+    try:
+        plt.imread(path)
+    except (OSError, SyntaxError, ValueError) as err:  # Pillow's, under matplotlib, for a truncated or foreign file
+        reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        warnings.warn(f"{figure} leaves out {path}: not a readable PNG ({reason[:100]})", stacklevel=2)
+        return False
+    return True
 
 
 def has_values(table: pd.DataFrame | None, column: str) -> bool:

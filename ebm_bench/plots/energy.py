@@ -24,8 +24,10 @@ import numpy as np
 import pandas as pd
 
 from ebm_bench.errors import ConfigError
+from ebm_bench.files import TRAJECTORY
 
-from .common import draw_spread, evaluation, figure_legend, has_values, plt, runs_label, save, trajectory
+from .common import (draw_spread, evaluation, figure_legend, has_values, plt, read_table_or_why, runs_label, save,
+                     trajectory, warn_left_out)
 
 MAX_COLUMNS = 5
 REAL, FAKE, MARGIN_COLOUR, AUROC = "tab:blue", "tab:red", "tab:green", "tab:purple"
@@ -78,6 +80,7 @@ def _number(value) -> float | None:
 
 
 def run_energies(run: pd.Series) -> RunEnergies | None:
+    """The run's energies relative to its R; None when its trajectory logged no real energy (see `_no_energy`)."""
     frame = trajectory(run["run_dir"])
     if frame is None or not has_values(frame, "energy_real_mean"):
         return None
@@ -100,6 +103,10 @@ def run_energies(run: pd.Series) -> RunEnergies | None:
         energies.eval_steps = table["step"].to_numpy(float)
         energies.auroc = table["energy_auroc"].to_numpy(float)
     return energies
+
+
+def _no_energy(run_dir: str) -> str:
+    return read_table_or_why(run_dir, TRAJECTORY)[1] or f"{TRAJECTORY} logged no energy_real_mean"
 
 
 def _draw_energy(ax, runs: list[RunEnergies]) -> list[float]:
@@ -132,10 +139,12 @@ def energy_figure(records: pd.DataFrame):
     """The energy view of the runs (see the module's docstring), or None when no run logged an energy."""
     data = {}
     for method in sorted(records["method"].unique()):
-        runs = records[records["method"] == method]
-        energies = [e for e in (run_energies(run) for _, run in runs.iterrows()) if e is not None]
-        if energies:
-            data[method] = (runs, energies)
+        runs = records[records["method"] == method].reset_index(drop=True)
+        found = {i: e for i, run in runs.iterrows() if (e := run_energies(run)) is not None}
+        for _, run in runs.drop(index=list(found)).iterrows():
+            warn_left_out("the energy view", run["run_dir"], _no_energy(run["run_dir"]))
+        if found:
+            data[method] = (runs.loc[list(found)], list(found.values()))  # a label counts the runs drawn only
     if not data:
         return None
     with_auroc = any(r.auroc is not None or math.isfinite(r.final_auroc) for _, rs in data.values() for r in rs)
@@ -154,7 +163,8 @@ def energy_figure(records: pd.DataFrame):
         first_energy = first_energy or ax
         drawn += _draw_energy(ax, energies)
         sources = sorted({r.source for r in energies}, key=list(SOURCES).index)
-        ax.set_title(f"{method}  ({runs_label(runs)})\n" + "; ".join(SOURCES[s] for s in sources), fontsize=9)
+        # one line per source of R, each short enough for its column: side by side, longer titles overlapped
+        ax.set_title("\n".join([f"{method}  ({runs_label(runs)})", *(SOURCES[s] for s in sources)]), fontsize=8)
         if col == 0:
             ax.set_ylabel("energy relative to R")
         else:

@@ -11,9 +11,11 @@ import pandas as pd
 
 from ebm_bench.errors import ConfigError
 from ebm_bench.evaluate import QUALITY_METRICS
+from ebm_bench.files import EVALUATION
 from ebm_bench.metrics import METRICS
 
-from .common import draw_spread, evaluation, figure_legend, has_values, plt, runs_label, save, trajectory
+from .common import (draw_spread, evaluation, figure_legend, has_values, plt, read_table_or_why, runs_label, save,
+                     trajectory, warn_left_out)
 
 MAX_COLUMNS = 3
 
@@ -25,12 +27,16 @@ def _title(metric: str) -> str:
 
 def quality_figure(records: pd.DataFrame):
     """The figure, or None when no run has an evaluation.csv with a score in it."""
-    tables = {run_dir: evaluation(run_dir) for run_dir in records["run_dir"]}
+    tables = {}
+    for run_dir in records["run_dir"]:
+        tables[run_dir], why = read_table_or_why(run_dir, EVALUATION)
+        if why and (Path(run_dir) / EVALUATION).exists():  # one trained without --eval-every has none: no news
+            warn_left_out("quality over training", run_dir, why)
     metrics = [m for m in QUALITY_METRICS if any(has_values(t, m) for t in tables.values())]
     if not metrics:
         return None
-    methods = [m for m in sorted(records["method"].unique())
-               if any(tables[d] is not None for d in records.loc[records["method"] == m, "run_dir"])]
+    drawn = records[records["run_dir"].map(lambda d: any(has_values(tables[d], m) for m in metrics))]
+    methods = sorted(drawn["method"].unique())
     colours = {method: f"C{i % 10}" for i, method in enumerate(methods)}
     ncols = min(len(metrics), MAX_COLUMNS)
     nrows = math.ceil(len(metrics) / ncols)
@@ -39,7 +45,7 @@ def quality_figure(records: pd.DataFrame):
     banded = False
     for ax, metric in zip(axes.flat, metrics):
         for method in methods:
-            runs = records[records["method"] == method]
+            runs = drawn[drawn["method"] == method]  # the legend counts the runs with scores over training only
             series = [(tables[d]["step"], tables[d][metric]) for d in runs["run_dir"] if has_values(tables[d], metric)]
             banded |= len(series) > 1
             draw_spread(ax, series, color=colours[method], label=f"{method} ({runs_label(runs)})")

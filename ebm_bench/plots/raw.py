@@ -10,9 +10,10 @@ from typing import Sequence
 import pandas as pd
 
 from ebm_bench.errors import ConfigError
+from ebm_bench.files import TRAJECTORY
 from ebm_bench.trajectory import STANDARD_COLUMNS
 
-from .common import plt, save, trajectory
+from .common import plt, read_table_or_why, save, warn_left_out
 
 DEFAULT_PANELS = [("energy", ["energy_real_mean", "energy_fake_mean"]), ("margin", ["margin"]), ("k_t", ["k_t"]),
                   ("M_global", ["m_global"])]
@@ -34,7 +35,12 @@ def plot_raw_trajectories(records: pd.DataFrame, out: Path, columns: Sequence[st
     """Per method, one panel per column group (default: energies real solid and generated dashed, margin, k_t,
     M_global; or one panel per name in `columns`) over steps, one line per run; panels no run logged are left
     out."""
-    frames = {d: f for d in records["run_dir"] if (f := trajectory(d)) is not None}
+    frames = {}
+    for run_dir in records["run_dir"]:
+        frames[run_dir], why = read_table_or_why(run_dir, TRAJECTORY)
+        if why:
+            warn_left_out("the raw trajectory plot", run_dir, why)
+    frames = {d: f for d, f in frames.items() if f is not None}
     if not frames:
         raise ConfigError("no run logged a trajectory (trajectory.csv is missing or empty in every run folder)")
     panels = [(title, cols) for title, cols in _panels(columns, frames)

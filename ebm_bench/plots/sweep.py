@@ -13,7 +13,7 @@ from ebm_bench.errors import ConfigError
 from ebm_bench.files import SAMPLES
 from ebm_bench.probe import BASELINE
 
-from .common import draw_spread, plt, save
+from .common import draw_spread, plt, readable_samples, save
 
 MARGIN = "config.method_options.margin"
 SAMPLE_COLUMNS = 8  # grids per row: more would shrink each below legibility on a page
@@ -103,7 +103,7 @@ def reliability_figure(panels: dict[str, pd.DataFrame], metric: str, thresholds:
 def samples_figure(records: pd.DataFrame):
     """Sample grids side by side, one per margin (first seed), as the paper's Figure 9; a row per method when the
     records hold several."""
-    runs = records[records["run_dir"].map(lambda d: (Path(d) / SAMPLES).exists())]
+    runs = records[records["run_dir"].map(lambda d: readable_samples(d, "the sample grid"))]
     if MARGIN in runs and runs[MARGIN].notna().any():
         runs = runs[runs[MARGIN].notna()].sort_values(["method", MARGIN, "seed"]).groupby(["method", MARGIN]).head(1)
         several = runs["method"].nunique() > 1
@@ -112,7 +112,7 @@ def samples_figure(records: pd.DataFrame):
         runs = runs.sort_values(["method", "seed"]).groupby("method").head(1)
         labels = list(runs["method"])
     if runs.empty:
-        raise ConfigError("no run folder has a samples.png")
+        raise ConfigError("no run folder has a readable samples.png")
     ncols = min(len(runs), SAMPLE_COLUMNS)
     nrows = math.ceil(len(runs) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.5 * nrows), squeeze=False)

@@ -152,3 +152,66 @@ def test_plot_metrics_are_named_as_the_leaderboard_names_them():
         "evaluation.i_prime", "quality.i_prime.best", "margin"]
     with pytest.raises(ConfigError, match="no score named fid_mnist, nope"):
         record_columns(records, ["i_prime", "fid_mnist", "nope"])
+
+
+def _damaged_copy(report_runs, tmp_path, file: str, data: bytes | None):
+    """A copy of the three runs with EBGAN seed 1's `file` replaced by `data` (None: deleted)."""
+    runs = tmp_path / "runs"
+    shutil.copytree(report_runs, runs)
+    path = next(runs.glob("ebgan-mnist-seed1-*")) / file
+    if data is None:
+        path.unlink()
+    else:
+        path.write_bytes(data)
+    return load_records([runs])
+
+
+def test_a_run_without_a_readable_trajectory_is_named_and_not_counted(report_runs, tmp_path):
+    records = _damaged_copy(report_runs, tmp_path, "trajectory.csv", bytes(range(256)))
+    with pytest.warns(UserWarning, match="the energy view leaves out .*ebgan-mnist-seed1-.*trajectory.csv is unread"):
+        fig = energy_figure(records)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0].startswith("ebgan  (1 run)")  # the run drawn, not "2 seeds"
+    plt.close(fig)
+
+
+def test_the_quality_legend_counts_the_runs_with_scores_over_training(report_runs, tmp_path):
+    records = _damaged_copy(report_runs, tmp_path, "evaluation.csv", None)  # as a run without --eval-every
+    fig = quality_figure(records)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["ebgan (1 run)"]
+    plt.close(fig)
+
+
+def test_energy_panel_titles_do_not_overlap(report_runs, tmp_path):
+    # EBGAN seed 1 without evaluation.csv: its column's R has two sources, the longest title the figure makes
+    records = _damaged_copy(report_runs, tmp_path, "evaluation.csv", None)
+    records = pd.concat([records, records.assign(method="ebgan-pt"), records.assign(method="magan")])
+    fig = energy_figure(records)
+    fig.canvas.draw()
+    boxes = [ax.title.get_window_extent() for ax in fig.axes if ax.get_title()]
+    assert len(boxes) == 4 and "\n" in fig.axes[0].get_title()
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)
+
+
+def test_a_truncated_samples_png_is_left_out_with_a_warning(report_runs, tmp_path):
+    records = _damaged_copy(report_runs, tmp_path, "samples.png", b"\x89PNG\r\n\x1a\n" + bytes(40))
+    with pytest.warns(UserWarning, match="the sample grid leaves out .*samples.png: not a readable PNG"):
+        fig = samples_figure(records)
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["m = 10"]  # seed 0's grid, drawn
+    plt.close(fig)
+
+
+def test_a_figure_saves_to_the_same_bytes_every_time():
+    from ebm_bench.plots import figure_bytes
+
+    def draw():
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        ax.set_title("one line")
+        return fig
+
+    for fmt in ("svg", "png"):
+        first, second = figure_bytes(draw(), fmt), figure_bytes(draw(), fmt)
+        assert first == second, fmt  # no date, no random ids: re-rendered committed plots stay byte-identical
+    plt.close("all")

@@ -114,7 +114,8 @@ def test_scores_over_training_join_the_table_as_their_best_and_their_drop(report
                                          "near_best_share": 0.5}}
         path.write_text(json.dumps(record))
     text = write_report([runs], tmp_path / "out", reference="none").read_text()
-    assert "i_<wbr>prime.best ↑" in text and "i_<wbr>prime.drop ↓" in text and "near_best_share" not in text
+    assert "i_<wbr>prime.best&nbsp;↑" in text and "i_<wbr>prime.drop&nbsp;↓" in text  # the arrow on the name's line
+    assert "near_best_share" not in text
 
 
 # -- in a browser ------------------------------------------------------------------------------------------------
@@ -163,3 +164,40 @@ def test_the_page_renders_whole_in_a_browser_without_horizontal_scrolling(browse
     assert shot.stat().st_size > 10_000
     page.close()
 
+
+
+# Per text node of the leaderboard's cells: the characters before each line break the browser made. A break may
+# follow a space or an underscore (a <wbr> after it), never a letter or a digit ("ran k", "precisi on", "16. 0").
+BREAKS = """[...document.querySelectorAll('table.leaderboard th, table.leaderboard td')].flatMap(cell => {
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  const found = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const range = document.createRange();
+    let top = null;
+    for (let i = 0; i < node.length; i++) {
+      range.setStart(node, i); range.setEnd(node, i + 1);
+      const rect = range.getBoundingClientRect();
+      if (rect.width === 0) continue;
+      if (top !== null && rect.top > top + 2) found.push([node.textContent, node.textContent.slice(0, i)]);
+      top = rect.top;
+    }
+  }
+  return found;
+})"""
+
+
+@pytest.mark.slow
+def test_headers_and_cells_wrap_only_between_words(browser, tmp_path):
+    # the committed margin sweep: eight variants, the real-data row and wide intervals squeeze the table
+    records = Path(__file__).resolve().parents[2] / "leaderboards" / "mnist-margin-sensitivity" / "records"
+    page_path = write_report([records], tmp_path / "report")
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(page_path.as_uri())
+    assert page.locator("table.leaderboard tbody tr").count() == 9
+    breaks = page.evaluate(BREAKS)
+    assert breaks, "nothing wrapped: the check would not see a word broken"
+    assert all(before[-1] in " _" for _, before in breaks), [b for b in breaks if b[1][-1] not in " _"]
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll <= inner
+    page.close()

@@ -43,3 +43,16 @@ def test_runs_without_scores_over_training_are_named(tmp_path, capsys):
         convergence_table(records)
     assert main(["convergence", str(tmp_path / "missing")]) == 2
     assert "no such run folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("file", ["trajectory.csv", "evaluation.csv"])
+def test_a_run_with_a_damaged_file_is_left_out_and_named(tmp_path, file):
+    records = pd.DataFrame([run_folder(tmp_path, "good", [0.4, 0.3, 0.2], [400, 300, 200]),
+                            run_folder(tmp_path, "damaged", [0.4, 0.3, 0.2], [400, 300, 200])])
+    (tmp_path / "damaged" / file).write_bytes(bytes(range(256)))
+    with pytest.warns(UserWarning, match=f"the convergence table leaves out .*damaged: .*{file} is corrupt"):
+        table = convergence_table(records, "m_global", ("fid_mnist",))
+    assert table["run_id"].tolist() == ["good", "all runs"]
+    (tmp_path / "damaged" / file).write_text("step,m_global,fid_mnist\nten,abc,x\n")
+    with pytest.warns(UserWarning, match=f"leaves out .*damaged: {file} is not a table of numbers by step"):
+        assert convergence_table(records, "m_global", ("fid_mnist",))["run_id"].tolist() == ["good", "all runs"]
