@@ -42,12 +42,12 @@ def write_report(paths: Sequence[str | Path], out: str | Path = "report", *, met
     (each with a warning, also listed on the page); `reference` "auto" adds the real-data row as
     `ebm-bench leaderboard` does."""
     paths = [Path(p) for p in paths]
-    out = Path(out)
+    out_arg, out = out, Path(out)
     records, unreadable = read_records([str(p) for p in paths])
     if records.empty:
         raise ConfigError(f"no readable run folders (with result.json) under {', '.join(map(str, paths))}; "
                           "pass run folders or folders of them")
-    check_out_dir(out)  # after the records: a mistyped run folder leaves no empty report folder behind
+    check_out_dir(out_arg)  # after the records: a mistyped run folder leaves no empty report folder behind
     metrics = list(metrics) or record_metrics(records) + [m for m in quality_metrics(records)
                                                           if m.endswith(OVER_TRAINING)]
     rank_by = rank_by or default_rank_by(metrics)  # as `ebm-bench leaderboard` ranks

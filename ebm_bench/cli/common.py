@@ -8,8 +8,6 @@ import math
 import sys
 from pathlib import Path
 
-from rich.console import Console
-from rich.markup import escape
 
 from ebm_bench.config import (BUDGET_KINDS, MATMUL_PRECISIONS, MLPConfig, RunConfig, parse_value, preset_names,
                               read_config)
@@ -239,16 +237,3 @@ def emit(text: str, output: str | None) -> None:
 def load_plugins(paths) -> None:
     for path in paths:
         load_plugin(path)
-
-
-def print_rich(header: list[str], rows: list[list[str]], title: str, note: str = "") -> None:
-    from rich.table import Table
-
-    table = Table(title=title, caption=note or None)
-    for name in header:
-        table.add_column(name)
-    for row in rows:
-        table.add_row(*[escape(cell) for cell in row])
-    Console(width=max(160, Console().width)).print(table)
-
-

@@ -69,9 +69,9 @@ def plot_all(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str
     records = load_records(paths)
     if records.empty:
         raise ConfigError(f"no run folders under {', '.join(map(str, paths))}")
-    out = Path(out)
+    out_arg, out = out, Path(out)
     metrics = record_columns(records, metrics) if metrics else default_metrics(records)
-    check_out_dir(out)  # after the records and metrics: a mistyped argument leaves no empty folder behind
+    check_out_dir(out_arg)  # after the records and metrics: a mistyped argument leaves no empty folder behind
     written = []
     for figure, name in ((energy_figure(records), "energy"), (quality_figure(records), "quality")):
         if figure is not None:

@@ -29,15 +29,20 @@ def sweep_main(args, plan: Plan, name: str, source: str | None = None) -> int:
     configs, grid, methods, seeds = plan.configs, plan.grid, plan.methods, plan.seeds
     packs = plan_packs(configs, pack_size(getattr(args, "pack", 1), configs)) if configs else []
     if args.dry_run:  # every config is already typed and checked (plan_runs), so this validates the whole sweep
+        import shutil
+        import textwrap
+
+        width = max(60, shutil.get_terminal_size().columns)
         i = 0
         for number, members in enumerate(packs, 1):
             for config in members:
                 i += 1
-                point = {k: setting_of(config, k) for k in grid}
-                print(f"{i:>5}  pack {number:<4} {config.method:<10} seed {config.seed}  "
-                      + "  ".join(f"{k}={v}" for k, v in point.items()))
-        print(f"{len(configs)} runs ({plan.points} grid points x {len(methods)} method(s) x {len(seeds)} seed(s)); "
-              + describe_packs(packs))
+                head = f"{i:>5}  pack {number:<4} {config.method:<10} seed {config.seed:<3} "
+                point = "  ".join(f"{k}={setting_of(config, k)}" for k in grid)
+                print("\n".join(textwrap.wrap(point, width - 1, initial_indent=head, subsequent_indent=" " * len(head),
+                                               break_on_hyphens=False)) if point else head.rstrip())
+        print(textwrap.fill(f"{len(configs)} runs ({plan.points} grid points x {len(methods)} method(s) x "
+                            f"{len(seeds)} seed(s)); " + describe_packs(packs), width - 1))
         return 0
 
     count = [0]

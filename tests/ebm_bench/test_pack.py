@@ -1,11 +1,26 @@
 """Packed training against solo training on real MNIST: every method, BatchNorm and dropout in D, runs differing
-in seed, method options, learning rates and betas; resume after a kill; partly finished packs; divergence."""
+in seed, method options, learning rates and betas; resume after a kill; partly finished packs; divergence.
+
+A pack sums in another order than solo (batched matmuls and reductions), as another CPU or thread count does, so
+packed and solo agree only as far as the dynamics leave float32 rounding small. Two things amplify it (measured on
+a 2-core x86 CPU at OMP_NUM_THREADS 1 and 2):
+- Adam moves a parameter by about lr whatever its gradient's size, so where the exact gradient is zero rounding
+  decides the sign of the step: the bias of a Linear feeding BatchNorm, and, in D with BatchNorm, a first-layer
+  weight from a pixel that is background (-1) in the whole batch into a unit active on the whole batch. Packed and
+  solo differ there by up to 2 lr a step; the bias shows in eval mode (BatchNorm's running mean follows it), the
+  weight as soon as a later batch has ink at that pixel.
+- At the default lr these GANs are chaotic: a solo run whose lr moves by one part in 1e7 drifts as far as packed
+  from solo (1e-4 apart by step 3, 1e-2 by step 10).
+So the first steps are compared tightly at the default lr, 100 steps at lr <= 2e-4 without BatchNorm in D loosely,
+and the scores of 8 seeds after realistic training as two samples of one distribution (slow).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,18 +33,40 @@ from ebm_bench.api import train_one
 from ebm_bench.errors import ConfigError
 from ebm_bench.pack import PackedTrainer, StackedOptimizer, pack_key, parse_pack, plan_packs
 from ebm_bench.runs import train_pack
+from ebm_bench.stats import mann_whitney
 from ebm_bench.train import prepare
 
 SMALL = MLPConfig(n_layer_g=2, size_g=32, n_layer_d=3, size_d=32)  # nLayerD 3: a BatchNorm layer in D
+NO_BN_D = dataclasses.replace(SMALL, n_layer_d=2)  # G keeps its BatchNorm
+METHODS = ["gan", "ebgan", "ebgan-pt", "began", "magan"]
 STEPS = 50
-# float32: the packed step's batched matmuls and reductions sum in another order than solo's. In a chaotic setting
-# no fixed tolerance holds for long (a solo run whose lr moves by 1e-7 drifts as far): these settings are not.
-RTOL, ATOL = 1e-3, 1e-5
 VARIED = {"gan": ({}, {}),
           "ebgan": ({"margin": 2.0}, {"margin": 5.0}),
           "ebgan-pt": ({"margin": 2.0}, {"margin": 3.0, "pt_weight": 0.2}),
           "began": ({}, {"gamma": 0.7, "lambda_k": 0.01}),
           "magan": ({"pretrain_steps": 10, "period_steps": 15}, {"pretrain_steps": 10, "period_steps": 15})}
+
+# The first steps, at the default lr, BatchNorm and dropout in D. Logged values differ at most (over every method,
+# both runs, OMP_NUM_THREADS 1 and 2; in units of the column's largest |value|, see row_differences) by 3.2e-8 at
+# step 1 (one forward from equal weights) and 6.9e-5 at step 2 (one update of each net later); at step 3 by 3.4e-3,
+# rounding-decided Adam steps having met new batches, so step 3 is not compared. 1e-6 and 1e-3: 30x and 14x the
+# measured worst; a pack neighbour's lr or beta1 moves step 2 by MEASURE.
+FIRST_STEPS, FIRST_ROW_TOL = 2, {1: 1e-6, 2: 1e-3}
+# After each net's first Adam step, every parameter moved by lr * g / (|g| + eps): by lr * sign(g) where |g| is
+# at least GRADIENT_FLOOR of the net's largest gradient (packed and solo then differ by at most MEASURE of the
+# tensor's largest |value|), by at most lr either way where rounding may decide the sign (so by at most 2 lr).
+# Adam's moments are (1 - beta1) g and (1 - beta2) g^2 (measured MEASURE of the net's largest); BatchNorm's running
+# variance MEASURE of its largest, its running mean (which follows the rounding-decided biases) MEASURE lr.
+GRADIENT_FLOOR = 1e-4
+FIRST_PARAM_TOL, FIRST_MOMENT_TOL, FIRST_RUNNING_VAR_TOL, FIRST_RUNNING_MEAN_LR = 1e-4, 1e-5, 1e-5, 1.0
+
+# 100 steps at lr <= 2e-4 with D free of BatchNorm (with it, packed and solo drifted up to 4.8e-2 apart in 100
+# steps: the rounding-decided first-layer weights above). Logged values differ at most by 5.8e-4 (BEGAN, k_t's
+# feedback; every other method 3.3e-7) over every method, 3 pairs of seeds, OMP_NUM_THREADS 1 and 2, while giving
+# a run its pack neighbour's lr_d, lr_g, beta1, dropout or method options moves it by 0.15 or more: 1e-2 sits 17x
+# above the one and 15x below the other. Scores differ by at most 1.2e-3 relative (I', a 1e-9 at this stage; the
+# generated energy 4.0e-4: G samples in eval mode, where BatchNorm's running mean follows the rounding-decided bias).
+SMALL_LR_STEPS, SMALL_LR_ROW_TOL, SMALL_LR_SCORE_TOL = 100, 1e-2, 1e-2
 
 
 def base(mnist_root, out, method="ebgan", steps=STEPS, **overrides) -> RunConfig:
@@ -39,44 +76,182 @@ def base(mnist_root, out, method="ebgan", steps=STEPS, **overrides) -> RunConfig
     return RunConfig(**(values | overrides))
 
 
-def two_runs(mnist_root, out, method) -> list[RunConfig]:
-    """Same pack key, different everything else: seed, options, dropout on/off, lr and betas."""
-    config = base(mnist_root, out, method)
-    scale = 0.1  # at lr 1e-3 these small nets are chaotic by step ~15 (see RTOL)
-    lr_d, beta1 = 2e-3, 0.5  # MAGAN's second run: chaotic without dropout in D (its pre-trained auto-encoder)
-    return [dataclasses.replace(config, seed=0, method_options=VARIED[method][0], optim=OptimConfig(
-                lr_g=1e-3 * scale, lr_d=1e-3 * scale), mlp=dataclasses.replace(SMALL, dropout_d=True)),
-            dataclasses.replace(config, seed=1, method_options=VARIED[method][1],
-                                optim=OptimConfig(lr_g=5e-4 * scale, lr_d=lr_d * scale, beta1=beta1),
-                                mlp=dataclasses.replace(SMALL, dropout_d=method == "magan"))]
+def two_runs(mnist_root, out, method, lr_scale=0.1, mlp=SMALL, options=None, **overrides) -> list[RunConfig]:
+    """Same pack key, different everything else: seed, options, dropout on/off, lr and betas. `lr_scale` 1: the
+    default lr (1e-3; the second run's D 2e-3); 0.1, small enough that the dynamics are not chaotic."""
+    config = base(mnist_root, out, method, **overrides)
+    options = options or VARIED[method]
+    return [dataclasses.replace(config, seed=0, method_options=options[0], optim=OptimConfig(
+                lr_g=1e-3 * lr_scale, lr_d=1e-3 * lr_scale), mlp=dataclasses.replace(mlp, dropout_d=True)),
+            dataclasses.replace(config, seed=1, method_options=options[1],
+                                optim=OptimConfig(lr_g=5e-4 * lr_scale, lr_d=2e-3 * lr_scale, beta1=0.5),
+                                mlp=dataclasses.replace(mlp, dropout_d=method == "magan"))]
 
 
 def trajectory(result) -> pd.DataFrame:
     return pd.read_csv(f"{result.run_dir}/trajectory.csv").drop(columns="wall_s")
 
 
-def assert_same_run(solo, packed) -> None:
+def row_differences(solo: pd.DataFrame, packed: pd.DataFrame) -> pd.DataFrame:
+    """|packed - solo| per logged value, in units of its column's largest |value| in the solo run, indexed by step:
+    means and quantiles that cross zero (a GAN's energies start at +-1e-3) have no relative precision, a column's
+    scale is the yardstick."""
+    assert list(solo.columns) == list(packed.columns) and solo["step"].tolist() == packed["step"].tolist()
+    assert solo.isna().equals(packed.isna()), "a value logged in one run and not in the other"
+    scale = solo.abs().max().replace(0.0, 1.0)
+    return ((packed - solo).abs() / scale).fillna(0.0).set_index(solo["step"])
+
+
+def assert_rows_agree(solo, packed, tolerance: float | dict[int, float]) -> None:
+    for step, row in row_differences(trajectory(solo), trajectory(packed)).iterrows():
+        limit = tolerance if isinstance(tolerance, float) else tolerance[step]
+        assert row.max() <= limit, (f"{solo.run_id} step {step}: {row.idxmax()} differs by {row.max():.2e} of its "
+                                    f"column's scale (limit {limit:g})")
+
+
+def assert_same_run(solo, packed, row_tol=SMALL_LR_ROW_TOL, score_tol=SMALL_LR_SCORE_TOL) -> None:
     assert packed.run_id == solo.run_id and packed.status == solo.status and packed.steps == solo.steps
-    a, b = trajectory(solo), trajectory(packed)
-    assert list(a.columns) == list(b.columns) and a["step"].tolist() == b["step"].tolist()
-    np.testing.assert_allclose(b.to_numpy(float), a.to_numpy(float), rtol=RTOL, atol=ATOL, equal_nan=True)
+    assert_rows_agree(solo, packed, row_tol)
     assert solo.evaluation.keys() == packed.evaluation.keys()
     for key, value in solo.evaluation.items():
-        assert packed.evaluation[key] == pytest.approx(value, rel=RTOL, abs=ATOL), key
+        assert packed.evaluation[key] == pytest.approx(value, rel=score_tol, abs=1e-12), key
 
 
-@pytest.mark.parametrize("method", ["gan", "ebgan", "ebgan-pt", "began", "magan"])
-def test_a_packed_run_trains_as_it_would_alone(mnist_root, tmp_path, method):
-    solo = [train_one(c) for c in two_runs(mnist_root, tmp_path / "solo", method)]
-    packed = train_pack(two_runs(mnist_root, tmp_path / "packed", method))
+def trained_with_checkpoints(train, configs: list[RunConfig]) -> tuple[list, list[dict[int, dict]]]:
+    """`train(progress)`'s results and each run's checkpoint after every step (configs checkpoint every step), read
+    as its row is logged: a run's checkpoint is written before its row is handed on."""
+    checkpoints: list[dict[int, dict]] = [{} for _ in configs]
+    run_dirs: list[Path | None] = [None] * len(configs)
+
+    def progress(i):
+        def on_log(row):
+            checkpoints[i][row["step"]] = torch.load(run_dirs[i] / "checkpoint.pt", weights_only=False)
+
+        def on_start(start):
+            run_dirs[i] = Path(configs[i].out) / start.run_id
+        return on_log, on_start
+    return train(progress), checkpoints
+
+
+BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def first_update(checkpoints: dict[int, dict], part: str) -> dict:
+    """The checkpoint right after `part`'s first optimiser step (MAGAN's G takes its first after pre-training)."""
+    return next(saved for _, saved in sorted(checkpoints.items())
+                if part == "discriminator" or saved["result"]["generator_steps"] == 1)
+
+
+def first_step_differences(solo: dict[int, dict], packed: dict[int, dict], part: str, lr: float) -> dict[str, float]:
+    """How far packed is from solo after `part`'s first Adam step (see FIRST_PARAM_TOL): parameters with a gradient
+    of at least GRADIENT_FLOOR of the net's largest ("decided", in units of the tensor's largest |value|), the rest
+    ("undecided", in units of lr), Adam's moments (in units of the net's largest), BatchNorm's statistics."""
+    optimizer = {"generator": "optimizer_g", "discriminator": "optimizer_d"}[part]
+    a, b = first_update(solo, part), first_update(packed, part)
+    names = [name for name in a[part] if not name.endswith(BATCHNORM_BUFFERS)]
+    moments_a, moments_b = a[optimizer]["state"], b[optimizer]["state"]
+    assert len(moments_a) == len(moments_b) == len(names)
+    worst = dict.fromkeys(("decided", "undecided", "exp_avg", "exp_avg_sq", "running_var", "running_mean"), 0.0)
+    for key in ("exp_avg", "exp_avg_sq"):
+        scale = max(state[key].abs().max() for state in moments_a.values())
+        worst[key] = max(((moments_b[i][key] - moments_a[i][key]).abs().max() / scale).item() for i in moments_a)
+    gradient = [moments_a[i]["exp_avg_sq"].sqrt() for i in range(len(names))]  # |g| sqrt(1 - beta2)
+    floor = GRADIENT_FLOOR * max(g.max() for g in gradient)
+    for name, g in zip(names, gradient):
+        difference, decided = (b[part][name] - a[part][name]).abs(), g >= floor
+        if decided.any():
+            worst["decided"] = max(worst["decided"], (difference[decided].max() / a[part][name].abs().max()).item())
+        if not decided.all():
+            worst["undecided"] = max(worst["undecided"], difference[~decided].max().item() / lr)
+    for name, value in a[part].items():
+        kind = name.rsplit(".", 1)[-1]
+        if kind == "num_batches_tracked":
+            assert torch.equal(b[part][name], value), name
+        elif kind in ("running_mean", "running_var"):
+            difference = (b[part][name] - value).abs().max().item()
+            worst[kind] = max(worst[kind], difference / (lr if kind == "running_mean" else value.abs().max().item()))
+    return worst
+
+
+def first_steps_configs(mnist_root, out, method) -> list[RunConfig]:
+    """two_runs at the default lr for FIRST_STEPS steps, every step logged and checkpointed; MAGAN pre-trains for
+    one step only, so that its G too takes a step."""
+    options = [{**o, "pretrain_steps": 1} for o in VARIED["magan"]] if method == "magan" else None
+    return two_runs(mnist_root, out, method, lr_scale=1.0, options=options, steps=FIRST_STEPS, log_every=1,
+                    checkpoint_every=1, eval_n=0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_packed_run_takes_its_first_steps_as_it_would_alone(mnist_root, tmp_path, method):
+    solo_configs = first_steps_configs(mnist_root, tmp_path / "solo", method)
+    packed_configs = first_steps_configs(mnist_root, tmp_path / "packed", method)
+    solo, solo_checkpoints = trained_with_checkpoints(
+        lambda progress: [train_one(c, False, *progress(i)) for i, c in enumerate(solo_configs)], solo_configs)
+    packed, packed_checkpoints = trained_with_checkpoints(
+        lambda progress: train_pack(packed_configs, progress=progress), packed_configs)
+    for k, (alone, together) in enumerate(zip(solo, packed)):
+        assert together.run_id == alone.run_id and together.steps == alone.steps == FIRST_STEPS
+        assert_rows_agree(alone, together, FIRST_ROW_TOL)
+        optim = solo_configs[k].optim
+        for part, lr in (("generator", optim.lr_g), ("discriminator", optim.lr_d)):
+            worst = first_step_differences(solo_checkpoints[k], packed_checkpoints[k], part, lr)
+            limits = {"decided": FIRST_PARAM_TOL, "undecided": 2.0 + 1e-3, "exp_avg": FIRST_MOMENT_TOL,
+                      "exp_avg_sq": FIRST_MOMENT_TOL, "running_var": FIRST_RUNNING_VAR_TOL,
+                      "running_mean": FIRST_RUNNING_MEAN_LR}
+            assert all(worst[key] <= limit for key, limit in limits.items()), (alone.run_id, part, worst)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_packed_run_trains_as_it_would_alone_at_a_small_lr(mnist_root, tmp_path, method):
+    solo = [train_one(c) for c in two_runs(mnist_root, tmp_path / "solo", method, mlp=NO_BN_D, steps=SMALL_LR_STEPS,
+                                           log_every=10)]
+    packed = train_pack(two_runs(mnist_root, tmp_path / "packed", method, mlp=NO_BN_D, steps=SMALL_LR_STEPS,
+                                 log_every=10))
     for alone, together in zip(solo, packed):
         assert_same_run(alone, together)
-        assert len(trajectory(alone)) == STEPS // 5
+        assert len(trajectory(alone)) == SMALL_LR_STEPS // 10
     manifest = json.loads((tmp_path / "packed" / packed[1].run_id / "manifest.json").read_text())
     assert manifest["execution"] == {"pack_size": 2, "pack_index": 1, "pack_runs": [r.run_id for r in packed],
                                      "cuda_graphs": False}
     assert json.loads((tmp_path / "solo" / solo[1].run_id / "manifest.json").read_text())["execution"] == {
         "pack_size": 1}
+
+
+# 8 seeds at the default lr, trained for long enough that each seed's packed and solo trajectories part (a seed's I'
+# differed by up to 38% between them, its FID-MNIST by 21%), their final scores compared as two samples.
+STAT_SEEDS, STAT_STEPS, STAT_MLP = 8, 400, MLPConfig(n_layer_g=2, size_g=64, n_layer_d=3, size_d=64)
+STAT_SCORES, STAT_MARGIN, STAT_P = ("i_prime", "classes_covered", "fid_mnist"), 2.0, 0.002
+
+
+@pytest.mark.slow  # about a minute on 2 cores: 8 runs of 400 steps alone, then as one pack
+def test_eight_seeds_packed_score_as_the_same_eight_seeds_alone(mnist_root, tmp_path):
+    """EBGAN, seeds 0-7, 400 steps at lr 1e-3 (G 2x64, D 3x64 with BatchNorm, batch 32), I', classes covered and
+    FID-MNIST of 500 samples each. For each score, packed and solo must not be distinguishable:
+    - equivalence: |mean packed - mean solo| <= STAT_MARGIN (2) x the pooled between-seed standard deviation;
+    - Mann-Whitney U (two-sided, ebm_bench.stats) p > STAT_P (0.002): only U <= 2 of 64 (or >= 62) fails, near
+      complete separation of the two groups.
+    One machine trains the same numbers every time, so the test cannot flake there. On another CPU each packed run
+    is a fresh draw (its trajectory parts from solo anyway): were packing exact, the two groups would be 8 and 8
+    draws of one distribution, and the margin fails with probability 0.13% a score (Student t with 14 degrees of
+    freedom beyond 4; less still, as a seed's packed and solo runs share initial weights, data order and noise),
+    the U test with 8 / 12870 = 0.06%. Measured (OMP_NUM_THREADS 1 and 2): MEASURE.
+    """
+    configs = [base(mnist_root, tmp_path / "solo", steps=STAT_STEPS, seed=seed, mlp=STAT_MLP, batch_size=32,
+                    holdout=500, eval_n=500, log_every=100, checkpoint_every=STAT_STEPS)
+               for seed in range(STAT_SEEDS)]
+    solo = [train_one(config) for config in configs]
+    packed = train_pack([dataclasses.replace(config, out=str(tmp_path / "packed")) for config in configs])
+    assert [r.run_id for r in packed] == [r.run_id for r in solo]
+    assert json.loads((tmp_path / "packed" / packed[0].run_id / "manifest.json").read_text())["execution"][
+        "pack_size"] == STAT_SEEDS
+    for score in STAT_SCORES:
+        alone = np.array([r.evaluation[score] for r in solo])
+        together = np.array([r.evaluation[score] for r in packed])
+        pooled = np.sqrt((alone.var(ddof=1) + together.var(ddof=1)) / 2)
+        p = mann_whitney(together, alone)["p_two_sided"]  # NaN: every value tied, nothing to tell apart
+        shown = f"{score}: alone {alone.round(3).tolist()}, packed {together.round(3).tolist()}, U test p {p:.3g}"
+        assert abs(together.mean() - alone.mean()) <= STAT_MARGIN * pooled, shown
+        assert np.isnan(p) or p > STAT_P, shown
 
 
 def test_a_killed_pack_resumes_bitwise(mnist_root, tmp_path):
@@ -114,8 +289,10 @@ def test_a_pack_trains_only_its_unfinished_runs_and_a_packed_checkpoint_resumes_
     assert results[0].evaluation == done.evaluation
     assert (tmp_path / "runs" / done.run_id / "result.json").stat().st_mtime_ns == stamp  # only read
     manifest = json.loads((tmp_path / "runs" / results[1].run_id / "manifest.json").read_text())
-    assert manifest["execution"]["pack_size"] == 1  # the one run left trains alone
-    assert_same_run(train_one(dataclasses.replace(second, out=str(tmp_path / "alone"))), results[1])
+    assert manifest["execution"]["pack_size"] == 1  # the one run left trains alone, bitwise as solo
+    alone = train_one(dataclasses.replace(second, out=str(tmp_path / "alone")))
+    assert alone.run_id == results[1].run_id and trajectory(alone).equals(trajectory(results[1]))
+    assert alone.evaluation == results[1].evaluation
 
 
 @ebm_bench.register_method("test-blows-up")
@@ -145,8 +322,8 @@ class BlowsUp(ebm_bench.Method):
 
 
 def test_a_diverged_run_in_a_pack_is_recorded_and_frozen_while_the_others_go_on(mnist_root, tmp_path):
-    config = base(mnist_root, tmp_path / "packed", "test-blows-up", steps=20, log_every=4, eval_n=0,
-                  optim=OptimConfig(lr_g=1e-4, lr_d=1e-4))  # not chaotic (see RTOL)
+    config = base(mnist_root, tmp_path / "packed", "test-blows-up", steps=20, log_every=4, eval_n=0, mlp=NO_BN_D,
+                  optim=OptimConfig(lr_g=1e-4, lr_d=1e-4))  # not chaotic (see SMALL_LR_ROW_TOL)
     configs = [dataclasses.replace(config, method_options={"blowup": 1.0}),
                dataclasses.replace(config, seed=1)]
     exploded, fine = train_pack(configs)
@@ -172,8 +349,6 @@ def test_planning_groups_runs_by_shape_into_packs_of_at_most_k(mnist_root, tmp_p
     with pytest.raises(ConfigError, match="--pack takes a number"):
         parse_pack("0")
     with pytest.raises(ConfigError, match="cannot train as one pack"):
-        from ebm_bench.pack import PackedTrainer
-        from ebm_bench.train import prepare
         PackedTrainer([prepare(configs[0]), prepare(configs[-2])])
 
 
@@ -203,11 +378,13 @@ def test_the_stacked_optimizer_steps_each_run_as_torch_optim_would(kind, captura
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("method", ["ebgan", pytest.param("began", marks=pytest.mark.xfail(
-    reason="on an H100 (2026-11-22) one trajectory column of packed BEGAN was 5% (0.014) from solo within 50 steps: "
-           "cuBLAS's batched and single GEMMs sum in different orders and k_t's feedback amplifies it; open"))])
+    reason="on an H100 (2026-11-22) one trajectory column of packed BEGAN was 5% (0.014) from solo within 50 steps "
+           "(BatchNorm in D then): cuBLAS's batched and single GEMMs sum in different orders and k_t's feedback "
+           "amplifies it; open"))])
 def test_a_packed_run_on_the_gpu_trains_as_it_would_alone_there(mnist_root, tmp_path, method):
     configs = [dataclasses.replace(c, device="cuda", inception_n=0, cuda_graphs=False)
-               for c in two_runs(mnist_root, tmp_path / "solo", method)]
+               for c in two_runs(mnist_root, tmp_path / "solo", method, mlp=NO_BN_D, steps=SMALL_LR_STEPS,
+                                 log_every=10)]
     solo = [train_one(c) for c in configs]
     packed = train_pack([dataclasses.replace(c, out=str(tmp_path / "packed")) for c in configs])
     for alone, together in zip(solo, packed):
@@ -221,7 +398,7 @@ def test_a_graph_replayed_pack_trains_as_the_eagerly_launched_one(mnist_root, tm
     eager = train_pack([dataclasses.replace(c, cuda_graphs=False, out=str(tmp_path / "eager")) for c in configs])
     graphs = train_pack([dataclasses.replace(c, out=str(tmp_path / "graphs")) for c in configs])
     for a, b in zip(eager, graphs):
-        assert_same_run(a, b)
+        assert_same_run(a, b, row_tol=1e-3)  # the same kernels, replayed
         assert json.loads((tmp_path / "graphs" / b.run_id / "manifest.json").read_text())["execution"]["cuda_graphs"]
     # the step really is replayed: parameters after 20 steps equal the eager pack's
     trainers = [PackedTrainer([prepare(dataclasses.replace(c, cuda_graphs=on, out=str(tmp_path / f"t{on}")))

@@ -222,6 +222,15 @@ def test_an_empty_out_is_an_error(mnist_root, tmp_path, monkeypatch, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", ["report", "plot"])
+def test_an_empty_out_is_an_error_for_the_readers_too(command, report_runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # Path("") is "."; refused before it could become the current folder
+    capsys.readouterr()
+    assert main([command, str(report_runs), "--out", ""]) == 2
+    assert error_lines(capsys)[0].startswith("error: --out is empty")
+    assert list(tmp_path.iterdir()) == []
+
+
 # -- a damaged trajectory is kept aside, never dropped -----------------------------------------------------------
 HEADER = "step,loss_d,margin\n"
 ROWS = "".join(f"{step},{step / 10},1.0\n" for step in (4, 8, 12, 16))

@@ -74,7 +74,9 @@ def test_sample_is_a_seeded_subset_of_grid_points():
     assert len({json.dumps(dataclasses.asdict(c), sort_keys=True) for c in first}) == 10
 
 
-def test_another_sample_seed_draws_other_points(capsys):
+def test_another_sample_seed_draws_other_points(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one line per run
+
     def points(*extra):
         assert main(["sweep", "--preset", "gan-paper-grid", "--sample", "16", "--dry-run", *extra]) == 0
         return [line.split("seed 0")[1] for line in capsys.readouterr().out.splitlines() if "seed 0" in line]
@@ -82,6 +84,14 @@ def test_another_sample_seed_draws_other_points(capsys):
     default, again, other = points(), points("--sample-seed", "0"), points("--sample-seed", "3")
     assert len(default) == len(other) == 16 and default == again
     assert len(set(default) & set(other)) <= 1  # 16 of 6,144 points twice: almost surely disjoint
+
+
+def test_a_dry_run_fits_the_terminal(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["sweep", "--preset", "gan-paper-grid", "--sample", "16", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 17 and max(map(len, lines)) <= 80  # wrapped, not cut: every setting is still there
+    assert sum("optimizer_d=" in line for line in lines) == 16
 
 
 def test_bad_grids_are_clear_errors():
