@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ebm_bench.errors import ConfigError
 from ebm_bench.pack import AUTO_PACK, parse_pack
-from ebm_bench.sweep import parse_threads, sweep_main
+from ebm_bench.sweep import parse_threads, parse_time_limit, sweep_main
 from ebm_bench.sweep.executors import check_resources
 
 from .common import add_config_arguments, add_grid_arguments, add_threads_argument, command_parser, plan_of
@@ -24,7 +24,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--sample-seed", type=int, default=0,
                    help="the seed of --sample's subset (default 0): sub-grids sampled with different seeds draw "
                         "different points")
-    p.add_argument("--dry-run", action="store_true", help="check every run's config, print the runs and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check every run's config, print the runs and exit; with --time-limit, also which packs "
+                        "would start and their predicted times (timing the shapes not timed on this device yet)")
+    p.add_argument("--time-limit", metavar="DURATION|@T",
+                   help="train only the packs predicted to end inside this time (9m, 540s, 1.5h; or @T, a deadline "
+                        "in Unix seconds shared by several sweeps), on costs timed on this device and kept in "
+                        "<out>/.cost-<device>.json; a pack that would not finish is not started. Ends with what is "
+                        "done and what the rest need; the same command again continues")
     p.add_argument("--name", help="sweep name for its summary and plots (default: the config file's or 'sweep')")
     p.add_argument("--executor", choices=("local", "ray"), default="local")
     p.add_argument("--workers", type=int, default=1,
@@ -61,6 +68,11 @@ def command(args) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1 (1: train in this process), got {args.workers}")
     check_resources(args.cpus_per_run, args.gpus_per_run)
+    if args.time_limit is not None:  # the limit counts from here: planning and timing shapes are part of it
+        if args.executor == "ray":
+            raise ConfigError("--time-limit works with the local executor (this machine's device, timed here); "
+                              "drop --executor ray, or drop --time-limit")
+        args.time_limit = parse_time_limit(args.time_limit)
     args.pack, args.threads = parse_pack(args.pack), parse_threads(args.threads)
     plan = plan_of(args)
     name = args.name or (Path(args.config).stem if args.config else "sweep")

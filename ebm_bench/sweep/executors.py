@@ -20,9 +20,10 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -30,10 +31,11 @@ from rich.console import Console
 
 from ebm_bench.config import RunConfig
 from ebm_bench.errors import ConfigError
-from ebm_bench.files import CHECKPOINT, CONFIG, LOCK, RESULT, atomic_write_bytes, write_json
+from ebm_bench.files import CHECKPOINT, CONFIG, LOCK, RESULT, atomic_write_bytes, read_json, write_json
 from ebm_bench.runs import RunLocked, existing_result, run_lock, train_one, train_pack
 from ebm_bench.train import RunResult, prepare
 
+from .cost import Left, PackWork
 from .progress import MAX_AUTO_THREADS, RunLines, thread_count, use_threads
 
 
@@ -132,6 +134,143 @@ def execute_local(packs: Sequence[Sequence[RunConfig]], workers: int = 1,
     return outcomes
 
 
+# -- in a time limit (sweep --time-limit) ---------------------------------------------------------------------
+def pack_works(packs: Sequence[Sequence[RunConfig]]) -> list[PackWork]:
+    """Each pack and what is left of it under --out: runs that ended, and the others with the step each resumes
+    from (a run never started: 0)."""
+    names = {out: {p.name for p in Path(out).iterdir()} if Path(out).is_dir() else set()
+             for out in {c.out for pack in packs for c in pack}}
+    works = []
+    for pack in packs:
+        work = PackWork(list(pack))
+        for config in pack:
+            state = _progress(config, _home(config, names[config.out]))
+            if isinstance(state, RunResult):
+                work.ended.append((config, state))
+            else:
+                work.left.append(state)
+        works.append(work)
+    return works
+
+
+def _progress(config: RunConfig, home: Path | None) -> RunResult | Left:
+    """A run's ended record, or where it would resume: its last checkpoint's step, which the record of its last
+    trajectory row (result.json, status running) bounds: checkpoints come every checkpoint_every steps."""
+    if home is None:
+        return Left(config)
+    if (ended := _ended(home)) is not None:
+        return ended
+    try:
+        stored = read_json(home / RESULT)
+        steps, wall = int(stored["steps"]), float(stored["wall_s"])
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or unreadable: the trainer will say which
+        return Left(config)
+    if not (home / CHECKPOINT).exists() or steps <= 0:
+        return Left(config)
+    at = steps // config.checkpoint_every * config.checkpoint_every
+    return Left(config, at, wall * at / steps)
+
+
+_LOADED: set[tuple] = set()  # the datasets this worker process has loaded
+
+
+def _timed_pack(configs: list[RunConfig]) -> tuple[list[Outcome], float]:
+    """A pack trained in a worker process, and the seconds it took there. A worker loads its dataset before its
+    first pack, untimed, as the sweep's own process does: what the time measures is how much the workers slow
+    each other down (`Window.slowdown`), not a worker's start."""
+    first = configs[0]
+    if (key := (first.dataset, first.data_root, first.device, first.image_size)) not in _LOADED:
+        _LOADED.add(key)
+        try:
+            prepare(first)
+        except Exception:  # noqa: BLE001 (the pack itself fails the same way, and is recorded)
+            pass
+    began = time.perf_counter()
+    outcomes = run_pack_safely(configs)
+    return outcomes, time.perf_counter() - began
+
+
+@dataclass
+class Window:
+    """What a sweep did inside its time limit."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    ran: list[tuple[PackWork, float, float]] = field(default_factory=list)  # (pack, predicted s alone, took s)
+    left: list[PackWork] = field(default_factory=list)  # packs with work left that did not start
+    slowdown: float = 1.0  # what predictions were multiplied by at the end (several workers share the device)
+
+
+def execute_window(works: Sequence[PackWork], deadline: float, margin_s: float, workers: int = 1,
+                   slowdown: float = 1.0, on_done: Callable[[Outcome], None] | None = None,
+                   threads: int | None = None, clock: Callable[[], float] = time.time) -> Window:
+    """Train, in the sweep's order, each pack predicted (`PackWork.predicted_s` x `slowdown`) to end `margin_s`
+    before `deadline`; a pack that does not fit is passed over for a later, shorter one. A pack that overruns its
+    prediction is let finish: a pack cannot be stopped between checkpoints without losing what it trained, so the
+    limit is kept by never starting what would not end. Untimed packs (predicted None) do not start.
+
+    With `workers` processes sharing the device a pack takes longer than its calibration alone: `slowdown` says
+    how much, and is measured again from the packs that finish (never below 1)."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1 (1: train in this process), got {workers}")
+    window = Window(slowdown=slowdown)
+    queue = [work for work in works if work.left]
+    usable = deadline - margin_s
+
+    def record(outcome: Outcome) -> None:
+        window.outcomes.append(outcome)
+        if on_done:
+            on_done(outcome)
+
+    def stored(work: PackWork) -> None:
+        for config, result in work.ended:
+            record(Outcome(config, result.status, result.run_id, result.run_dir))
+
+    def next_pack() -> PackWork | None:
+        now = clock()
+        for work in queue:
+            if work.predicted_s is not None and now + work.predicted_s * window.slowdown <= usable:
+                queue.remove(work)
+                return work
+        return None
+
+    def ended(work: PackWork, took: float, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            record(outcome)
+        window.ran.append((work, work.predicted_s or 0.0, took))
+        predicted = sum(p for _, p, _ in window.ran)
+        if workers > 1 and predicted > 0:
+            window.slowdown = max(1.0, sum(t for _, _, t in window.ran) / predicted)
+
+    for work in works:
+        if not work.left:
+            stored(work)
+    if workers == 1:
+        use_threads(threads)
+        while (work := next_pack()) is not None:
+            began = clock()
+            outcomes = run_pack_safely(work.pack)
+            ended(work, clock() - began, outcomes)
+    elif queue:
+        import multiprocessing
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                                 initargs=(threads or thread_count("auto", workers),)) as pool:
+            running: dict = {}
+            while True:
+                while len(running) < workers and (work := next_pack()) is not None:
+                    running[pool.submit(_timed_pack, list(work.pack))] = work
+                if not running:
+                    break
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcomes, took = future.result()
+                    ended(running.pop(future), took, outcomes)
+    window.left = queue
+    for work in queue:  # its finished runs are done all the same
+        stored(work)
+    return window
+
+
 # -- Ray ---------------------------------------------------------------------------------------------------------
 def _record_files(run_dir: Path) -> dict[str, bytes]:
     """A run folder's record: every file but the checkpoint (large; it stays where the run trained), the lock and
@@ -168,8 +307,8 @@ def _ended(run_dir: Path) -> RunResult | None:
         return None
 
 
-def _ended_at_home(config: RunConfig, names: set[str]) -> RunResult | None:
-    """The ended record of `config` under its --out. Its folder name hashes the resolved config, which only
+def _home(config: RunConfig, names: set[str]) -> Path | None:
+    """The folder of `config` under its --out, when it has one. Its name hashes the resolved config, which only
     `prepare` gives (it loads the data), so only runs whose method and seed have a folder there are prepared."""
     if not any(name.startswith(f"{config.method}-{config.dataset}-seed{config.seed}-") for name in names):
         return None
@@ -177,7 +316,13 @@ def _ended_at_home(config: RunConfig, names: set[str]) -> RunResult | None:
         run_id = prepare(dataclasses.replace(config, download=False)).run_id  # never a download just for an id
     except Exception:  # noqa: BLE001 (no data or no GPU on the driver: the task decides, see _bring_home)
         return None
-    return _ended(Path(config.out) / run_id)
+    return Path(config.out) / run_id
+
+
+def _ended_at_home(config: RunConfig, names: set[str]) -> RunResult | None:
+    """The ended record of `config` under its --out."""
+    home = _home(config, names)
+    return None if home is None else _ended(home)
 
 
 def _bring_home(outcome: Outcome) -> Outcome:
