@@ -13,8 +13,11 @@ from ebm_bench.errors import ConfigError
 from ebm_bench.nets import ENERGY_MODELS
 from ebm_bench.registry import Registry, describe, source
 
+from .ae_logistic import AELogistic, ae_logistic_loss_d, ae_logistic_loss_g, offset_logit
+from .ae_real import AEReal, no_effect_loss_g, real_only_loss_d
 from .base import Energies, Method, SetupContext, check_energy, check_loss, require
 from .began import BEGAN, began_convergence, began_k_update, began_loss_d, began_loss_g, l1_energy
+from .clf_hinge import ClfHinge, classifier_energy
 from .ebgan import EBGAN, DEFAULT_MARGINS, ebgan_loss_d, ebgan_loss_g, hinge_active, l2_energy
 from .ebgan_pt import EBGANPT, pulling_away_term
 from .gan import GAN, gan_loss_d, gan_loss_g
@@ -47,7 +50,8 @@ def _adopt(name: str, loaded: Any) -> type[Method] | None:
 
 
 METHODS: Registry[type[Method]] = Registry("method", _check, _adopt,
-                                           {cls.name: cls for cls in (GAN, EBGAN, EBGANPT, BEGAN, MAGAN)})
+                                           {cls.name: cls for cls in (GAN, EBGAN, EBGANPT, BEGAN, MAGAN, AELogistic,
+                                                                      ClfHinge, AEReal)})
 
 
 def register_method(name: str, description: str | None = None, replace: bool = False):
@@ -90,9 +94,10 @@ def make_method(name: str, options: dict[str, Any]) -> Method:
 
 
 __all__ = [
-    "BEGAN", "DEFAULT_MARGINS", "EBGAN", "EBGANPT", "GAN", "MAGAN", "METHODS", "Energies", "Method",
-    "SetupContext", "available_methods", "began_convergence", "began_k_update", "began_loss_d", "began_loss_g",
-    "check_energy", "check_loss", "ebgan_loss_d", "ebgan_loss_g", "gan_loss_d", "gan_loss_g", "get_method",
-    "hinge_active", "l1_energy", "l2_energy", "magan_margin_update", "make_method", "option_names",
-    "pulling_away_term", "register_method", "require", "squared_energy",
+    "AELogistic", "AEReal", "BEGAN", "ClfHinge", "DEFAULT_MARGINS", "EBGAN", "EBGANPT", "GAN", "MAGAN", "METHODS",
+    "Energies", "Method", "SetupContext", "ae_logistic_loss_d", "ae_logistic_loss_g", "available_methods",
+    "began_convergence", "began_k_update", "began_loss_d", "began_loss_g", "check_energy", "check_loss",
+    "classifier_energy", "ebgan_loss_d", "ebgan_loss_g", "gan_loss_d", "gan_loss_g", "get_method", "hinge_active",
+    "l1_energy", "l2_energy", "magan_margin_update", "make_method", "no_effect_loss_g", "offset_logit",
+    "option_names", "pulling_away_term", "real_only_loss_d", "register_method", "require", "squared_energy",
 ]

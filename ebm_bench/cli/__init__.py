@@ -11,7 +11,8 @@ from rich.markup import escape
 from ebm_bench import __version__
 from ebm_bench.errors import EbmBenchError
 
-from . import config, convergence, leaderboard, plot, probe, records, reliability, report, run, score, sweep
+from . import config, convergence, experiment, leaderboard, plot, probe, records, reliability, report, run, score, sweep
+from . import density_probe
 from . import list as listing
 
 
@@ -20,8 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "budgets: GAN, EBGAN, EBGAN-PT, BEGAN, MAGAN.")
     parser.add_argument("--version", action="version", version=f"ebm-bench {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (run, sweep, config, plot, report, leaderboard, reliability, convergence, score, probe, records,
-                   listing):
+    for module in (run, sweep, experiment, config, plot, report, leaderboard, reliability, convergence, score, probe,
+                   density_probe, records, listing):
         module.add_parser(subparsers)
     score.add_classifier_parser(subparsers)
     return parser

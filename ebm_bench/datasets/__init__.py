@@ -15,7 +15,7 @@ import torch
 from ebm_bench.errors import ConfigError
 from ebm_bench.registry import Registry, describe, source
 
-from . import celeba, folder, lsun, mnist
+from . import celeba, folder, gaussians, lsun, mnist
 from .loading import TensorBatches
 from .spec import DatasetSpec, ImageArrays, Loader, TrainingData, default_data_root, to_unit_range
 
@@ -82,7 +82,8 @@ def _by(shape: tuple[int, ...]) -> str:
 
 DATASETS: Registry[DatasetSpec] = Registry(
     "dataset", _check, lambda name, loaded: loaded if isinstance(loaded, DatasetSpec) else None,
-    {spec.name: spec for spec in (mnist.SPEC, celeba.SPEC, lsun.SPEC, lsun.PATCHES_SPEC, folder.SPEC)},
+    {spec.name: spec for spec in (mnist.SPEC, celeba.SPEC, lsun.SPEC, lsun.PATCHES_SPEC, folder.SPEC,
+                                  gaussians.SPEC)},
     origin=lambda spec: spec.load)
 
 

@@ -23,6 +23,7 @@ from .base import ENERGY_MODELS, MASK_FEED, DOutput, Dropout, dropout_mask
 from .began import build_began
 from .dcgan import build_dcgan
 from .mlp import build_mlp
+from .toy import build_toy, build_toy_fixed_q
 
 Builder = Callable[[str, tuple[int, int, int], int, MLPConfig], tuple[nn.Module, nn.Module]]
 
@@ -35,7 +36,8 @@ def _check(name: str, builder: Any) -> Builder:
 
 
 NETS: Registry[Builder] = Registry("net", _check, lambda name, loaded: loaded,
-                                   {"mlp": build_mlp, "dcgan": build_dcgan, "began": build_began},
+                                   {"mlp": build_mlp, "dcgan": build_dcgan, "began": build_began, "toy": build_toy,
+                                    "toy-fixed-q": build_toy_fixed_q},
                                    label="architecture")
 
 

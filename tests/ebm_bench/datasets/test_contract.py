@@ -10,7 +10,8 @@ from ebm_bench.datasets import DATASETS
 
 CPU = torch.device("cpu")
 FIXTURES = {"mnist": "mnist_root", "celeba": "celeba_root", "lsun-bedroom": "lsun_root",
-            "lsun-bedroom-patches": "lsun_root", "folder": "folder_root"}
+            "lsun-bedroom-patches": "lsun_root", "folder": "folder_root",
+            "gaussians-2d": "tmp_path"}  # generated from its parameters: no files
 
 
 @pytest.fixture(autouse=True)
