@@ -10,6 +10,8 @@ import pytest
 
 from ebm_bench.cli import main
 
+pytestmark = pytest.mark.slow  # re-renders every committed leaderboard from its records (a minute or more)
+
 ROOT = Path(__file__).resolve().parents[1] / "leaderboards"
 FOLDERS = sorted(p for p in ROOT.iterdir() if p.is_dir())
 WITH_RECORDS = [p for p in FOLDERS if (p / "records").is_dir()]

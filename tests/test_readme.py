@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ebm_bench.cli import main
 
@@ -32,6 +33,7 @@ def test_readme_plugin_example_runs_through_the_cli(tmp_path, mnist_root, capsys
     assert re.search(r"lsgan +LSGAN: classifier D, least-squares losses\.", capsys.readouterr().out)
 
 
+@pytest.mark.slow  # the README's example as written: two 200-step runs
 def test_readme_python_api_example_runs(tmp_path, mnist_root, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EBM_BENCH_DATA", str(mnist_root))

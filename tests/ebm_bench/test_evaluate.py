@@ -6,6 +6,7 @@ import copy
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 from ebm_bench.evaluate import chosen_metrics, energies
@@ -62,6 +63,7 @@ def test_every_registered_metric_the_run_can_supply_is_chosen(tmp_path):
 TINY = ["--steps", "2", "--batch-size", "16", "--size-g", "16", "--size-d", "16", "--holdout", "100", "--quiet"]
 
 
+@pytest.mark.slow  # Inception on the CPU
 def test_each_metric_family_keeps_its_own_n_and_reference(mnist_root, inception_weights, tmp_path, monkeypatch):
     """eval_n 50 and inception_n 10: the classifier scores' provenance says 50 (the flat keys, as records always
     had), the Inception scores' says 10 (the `inception` sub-dict), and kid_std is NaN with the reason."""

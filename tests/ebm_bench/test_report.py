@@ -138,6 +138,7 @@ def browser():
         chromium.close()
 
 
+@pytest.mark.slow  # Chromium
 def test_the_page_renders_whole_in_a_browser_without_horizontal_scrolling(browser, page_path, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors, requests = [], []

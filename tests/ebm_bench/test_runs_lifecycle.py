@@ -61,6 +61,7 @@ def another_process(run_dir: Path, hold: bool) -> subprocess.Popen:
                             stdout=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # a second process, killed
 def test_a_run_another_live_process_writes_is_skipped_and_taken_over_once_it_dies(mnist_root, tmp_path):
     config = small(mnist_root, tmp_path)
     run = prepare(config)

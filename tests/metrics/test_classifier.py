@@ -26,6 +26,7 @@ def test_shipped_weights_have_the_pinned_sha256():
     assert file_sha256(WEIGHTS_PATH) == CLASSIFIER_SHA256
 
 
+@pytest.mark.slow  # the classifier over all 10,000 test digits
 def test_shipped_classifier_reaches_99_percent_on_the_full_test_set(mnist_test, mnist_test_log_probs):
     accuracy = (mnist_test_log_probs.argmax(dim=1) == mnist_test.labels).double().mean().item()
     assert accuracy >= 0.99

@@ -142,6 +142,7 @@ def test_frechet_distance_rejects_mismatched_shapes():
         frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
 
 
+@pytest.mark.slow  # features of the 10,000 test digits
 def test_fid_mnist_of_the_test_set_with_itself_is_zero_and_with_one_digit_is_large(mnist_test, mnist_test_images):
     assert fid_mnist(mnist_test_images, mnist_test_images) == pytest.approx(0.0, abs=1e-6)
     half = len(mnist_test_images) // 2

@@ -68,6 +68,7 @@ def train_features(mnist_root):
     return classifier_features(to_unit_range(load_mnist(mnist_root, "train", image_size=32).images[:10000]))
 
 
+@pytest.mark.slow  # k-NN over 10,000 x 10,000 features
 def test_mnist_test_against_mnist_train_is_near_one_on_all_four(test_features, train_features):
     # measured: 0.936, 0.937, 0.949, 0.942 (two samples of one distribution, 10k each, 128-d features)
     scores = prdc(test_features[0], train_features)
@@ -75,6 +76,7 @@ def test_mnist_test_against_mnist_train_is_near_one_on_all_four(test_features, t
     assert 0.9 < scores["density"] < 1.1 and scores["coverage"] > 0.9
 
 
+@pytest.mark.slow  # k-NN over the 10,000 train features
 def test_one_digit_has_high_precision_and_low_recall_and_coverage(test_features, train_features):
     features, labels = test_features
     scores = prdc(features[labels == 1], train_features)

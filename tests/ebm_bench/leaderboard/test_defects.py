@@ -80,6 +80,7 @@ def test_compare_force_compares_what_both_tables_have(tmp_path):
     assert empty.empty and "metric" in empty.columns
 
 
+@pytest.mark.slow  # scores 10,000 real digits for the reference row
 def test_the_reference_row_is_stored_and_the_leaderboard_renders_without_data(tmp_path, mnist_root, monkeypatch):
     records = tmp_path / "records"
     shutil.copytree(COMMITTED / "records", records, ignore=shutil.ignore_patterns("reference.json"))

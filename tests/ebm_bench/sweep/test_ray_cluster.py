@@ -9,6 +9,8 @@ import pytest
 from ebm_bench import Budget, MLPConfig, RunConfig
 from ebm_bench.sweep import execute_ray, expand
 
+pytestmark = pytest.mark.slow  # a Ray cluster of several nodes
+
 ray = pytest.importorskip("ray")
 
 RECORD = {"config.json", "manifest.json", "trajectory.csv", "samples.png", "result.json"}

@@ -156,12 +156,14 @@ def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(mnist_root, tmp_path):
     assert "not finite" in outcomes[0].error
 
 
+@pytest.mark.slow  # worker processes
 def test_local_worker_processes(mnist_root, tmp_path):
     configs = expand(["gan", "ebgan"], [0], {}, base(mnist_root, tmp_path, steps=4))
     outcomes = execute_local(solo(configs), workers=2)
     assert sorted((o.config.method, o.status) for o in outcomes) == [("ebgan", "finished"), ("gan", "finished")]
 
 
+@pytest.mark.slow  # a local Ray cluster
 def test_ray_executor_on_a_local_cpu_cluster(mnist_root, tmp_path):
     ray = pytest.importorskip("ray")
     configs = expand(["ebgan"], [0, 1], {}, base(mnist_root, tmp_path, steps=4))
@@ -176,6 +178,7 @@ def test_ray_executor_on_a_local_cpu_cluster(mnist_root, tmp_path):
     assert all((tmp_path / "runs" / o.run_id / "result.json").exists() for o in outcomes)
 
 
+@pytest.mark.slow  # a sweep's every figure
 def test_each_plot_renders(mnist_root, tmp_path):
     configs = expand(["ebgan", "began"], [0, 1], {}, base(mnist_root, tmp_path))
     configs += expand(["ebgan"], [0, 1], {"margin": [4, 16]}, base(mnist_root, tmp_path))
@@ -268,6 +271,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow  # kills worker processes
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc (Linux)")
 def test_a_sweep_killed_outright_takes_its_worker_processes_with_it(mnist_root, tmp_path):
     args = ["sweep", "--methods", "ebgan", "--seeds", "0,1", "--workers", "2", "--steps", "100000", "--batch-size",
