@@ -11,8 +11,8 @@ from rich.markup import escape
 from ebm_bench import __version__
 from ebm_bench.errors import EbmBenchError
 
-from . import config, convergence, experiment, leaderboard, plot, probe, records, reliability, report, run, score, sweep
-from . import density_probe
+from . import (config, convergence, density_probe, experiment, leaderboard, plot, probe, records, reliability, report,
+               run, score, sweep)
 from . import list as listing
 
 

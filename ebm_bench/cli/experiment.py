@@ -88,8 +88,8 @@ def render_command(args) -> int:
     analysis = render(experiment)
     missing = len(analysis.matched.runs) - len(analysis.matched.recorded)
     if missing:
-        Console(stderr=True).print(f"warning: {missing} of {len(analysis.matched.runs)} declared runs have no record in "
-                                   f"{experiment.records}; train them with `ebm-bench experiment run {args.spec}`",
+        Console(stderr=True).print(f"warning: {missing} of {len(analysis.matched.runs)} declared runs have no record "
+                                   f"in {experiment.records}; train them with `ebm-bench experiment run {args.spec}`",
                                    highlight=False, soft_wrap=True, markup=False)
     print(f"{analysis.declaration.label}; wrote {experiment.folder / 'analysis.md'} and "
           f"{experiment.folder / 'analysis.csv'}")
