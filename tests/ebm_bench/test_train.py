@@ -217,6 +217,7 @@ def test_methods_register_through_the_entry_point_group(monkeypatch):
     assert ebm_bench.get_method("gan").name == "gan"
 
 
+@pytest.mark.slow  # Inception on the CPU
 def test_end_of_run_scores_carry_their_provenance(mnist_root, tmp_path, inception_weights, monkeypatch):
     from ebm_bench.metrics import CLASSIFIER_SHA256
 
