@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+import pandas as pd
 
 from ebm_bench.config import (BUDGET_KINDS, MATMUL_PRECISIONS, MLPConfig, RunConfig, parse_value, preset_names,
                               read_config)
@@ -237,3 +238,30 @@ def emit(text: str, output: str | None) -> None:
 def load_plugins(paths) -> None:
     for path in paths:
         load_plugin(path)
+
+
+def read_csv_table(path: Path, kind: str, write_one: str, text_columns: list[str] | tuple[str, ...],
+                   numeric_columns: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """A `--table` CSV of `kind` (e.g. "probe"), or a ConfigError in one line saying why the file is not one and
+    `write_one`, how to make one."""
+    if not path.is_file():
+        raise ConfigError(f"--table {path} does not exist; {write_one}")
+    try:
+        table = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ConfigError(f"--table {path} is empty, not a {kind} table; {write_one}") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
+        raise ConfigError(f"--table {path} is not a {kind} table: it does not read as CSV ({reason}); "
+                          f"{write_one}") from None
+    missing = [c for c in [*text_columns, *numeric_columns] if c not in table]
+    if missing:
+        raise ConfigError(f"--table {path} is not a {kind} table: it lacks the column(s) {', '.join(missing)}; "
+                          f"{write_one}")
+    text = [c for c in numeric_columns if not pd.api.types.is_numeric_dtype(table[c])]
+    if text:
+        raise ConfigError(f"--table {path} is not a {kind} table: its column(s) {', '.join(text)} hold text where "
+                          f"numbers belong; {write_one}")
+    if table.empty:
+        raise ConfigError(f"--table {path} holds no row; {write_one}")
+    return table

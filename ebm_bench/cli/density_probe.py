@@ -11,6 +11,8 @@ from ebm_bench.errors import ConfigError
 from ebm_bench.files import atomic_write_bytes
 from ebm_bench.runs import check_out_dir, find_run_dirs, load_record
 
+from .common import read_csv_table
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("density-probe", help="on gaussians-2d: D's energy against -log P and log Q/P, per run",
@@ -36,24 +38,8 @@ NUMERIC_COLUMNS = ("rho", "ci_low", "ci_high")
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """A density-probe CSV, or a ConfigError in one line saying why the file is not one."""
-    write_one = "write one with `ebm-bench density-probe RUNS --out density-probe.csv`"
-    if not path.is_file():
-        raise ConfigError(f"--table {path} does not exist; {write_one}")
-    try:
-        table = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise ConfigError(f"--table {path} is empty; {write_one}") from None
-    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as err:
-        reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
-        raise ConfigError(f"--table {path} does not read as CSV ({reason}); {write_one}") from None
-    missing = [c for c in TEXT_COLUMNS + NUMERIC_COLUMNS if c not in table]
-    text = [c for c in NUMERIC_COLUMNS if c in table and not pd.api.types.is_numeric_dtype(table[c])]
-    if missing or text or table.empty:
-        problem = (f"lacks the column(s) {', '.join(missing)}" if missing else
-                   f"holds text in the numeric column(s) {', '.join(text)}" if text else "holds no row")
-        raise ConfigError(f"--table {path} is not a density-probe table: it {problem}; {write_one}")
-    return table
+    return read_csv_table(path, "density-probe", "write one with `ebm-bench density-probe RUNS --out "
+                          "density-probe.csv`", TEXT_COLUMNS, NUMERIC_COLUMNS)
 
 
 def command(args) -> int:

@@ -12,6 +12,8 @@ from ebm_bench.plots import probe_figure, save
 from ebm_bench.probe import CORRUPTIONS, probe_markdown, probe_runs, summarise_probe
 from ebm_bench.runs import check_out_dir, find_run_dirs, load_record
 
+from .common import read_csv_table
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("probe", help="energy of test digits against corrupted ones, per trained run",
@@ -37,29 +39,8 @@ PROBE_NUMERIC_COLUMNS = ("severity", "auroc", "spearman", "energy_auroc_generate
 
 
 def read_probe_table(path: Path) -> pd.DataFrame:
-    """A probe.csv, or a ConfigError in one line saying why the file is not one."""
-    write_one = "write one with `ebm-bench probe RUNS --out probe.csv`"
-    if not path.is_file():
-        raise ConfigError(f"--table {path} does not exist; {write_one}")
-    try:
-        table = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise ConfigError(f"--table {path} is empty, not a probe table; {write_one}") from None
-    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as err:
-        reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
-        raise ConfigError(f"--table {path} is not a probe table: it does not read as CSV ({reason}); "
-                          f"{write_one}") from None
-    missing = [c for c in PROBE_TEXT_COLUMNS + PROBE_NUMERIC_COLUMNS if c not in table]
-    if missing:
-        raise ConfigError(f"--table {path} is not a probe table: it lacks the column(s) {', '.join(missing)}; "
-                          f"{write_one}")
-    text = [c for c in PROBE_NUMERIC_COLUMNS if not pd.api.types.is_numeric_dtype(table[c])]
-    if text:
-        raise ConfigError(f"--table {path} is not a probe table: its column(s) {', '.join(text)} hold text where "
-                          f"numbers belong; {write_one}")
-    if table.empty:
-        raise ConfigError(f"--table {path} holds no row; {write_one}")
-    return table
+    return read_csv_table(path, "probe", "write one with `ebm-bench probe RUNS --out probe.csv`",
+                          PROBE_TEXT_COLUMNS, PROBE_NUMERIC_COLUMNS)
 
 
 def command(args) -> int:
