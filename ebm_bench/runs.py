@@ -48,8 +48,9 @@ from .files import (
     read_result,
     write_json,
 )
-from .pack import PackedTrainer, uses_cuda_graphs
-from .train import PreparedRun, RunResult, RunStart, Trainer, prepare
+from .loop import Loop, PreparedRun, RunResult, RunStart, RunState
+from .pack import PackedStep, uses_cuda_graphs
+from .train import SoloStep, prepare
 
 
 class RunLocked(EbmBenchError):
@@ -220,7 +221,7 @@ def train_one(config: RunConfig, restart: bool = False, on_log: Callable[[dict],
         elif (stored := existing_result(run.run_dir)) is not None:
             return stored  # another process ended it while this one prepared
         write_run_header(run)
-        return _evaluated(run, Trainer(run, on_log=on_log, on_start=on_start, on_eval=_quality_log([run])).train())
+        return _evaluated(run, Loop([RunState(run, on_log, on_start)], SoloStep, _quality_log([run])).train()[0])
 
 
 def _quality_log(runs: list[PreparedRun]) -> QualityLog | None:
@@ -297,12 +298,9 @@ def train_pack(configs: list[RunConfig], restart: bool = False, progress: Progre
                 write_run_header(run, {"pack_size": len(members), "pack_index": k,
                                        "pack_runs": [m.run_id for m in members], "cuda_graphs": graphs})
             callbacks = [progress(i) if progress else (None, None) for i in group]
-            if len(members) == 1 and not graphs:  # on a GPU a lone run still gains from replaying its step
-                trained = [Trainer(members[0], on_log=callbacks[0][0], on_start=callbacks[0][1],
-                                   on_eval=_quality_log(members)).train()]
-            else:
-                trained = PackedTrainer(members, on_log=[c[0] for c in callbacks],
-                                        on_start=[c[1] for c in callbacks], on_eval=_quality_log(members)).train()
+            states = [RunState(run, on_log, on_start) for run, (on_log, on_start) in zip(members, callbacks)]
+            step = SoloStep if len(members) == 1 and not graphs else PackedStep  # a lone run on a GPU: replayed
+            trained = Loop(states, step, _quality_log(members)).train()
             for i, result in zip(group, _evaluated_all(members, trained)):
                 results[i] = result
     return results  # type: ignore[return-value]

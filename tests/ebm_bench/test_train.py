@@ -12,6 +12,7 @@ import ebm_bench
 from ebm_bench import Budget, MLPConfig, RunConfig
 from ebm_bench.api import matched_configs, run_configs, train_one
 from ebm_bench.errors import ConfigError, MethodContractError
+from ebm_bench.loop import RunState
 from ebm_bench.train import Trainer, prepare
 
 SMALL = MLPConfig(n_layer_g=3, size_g=64, n_layer_d=2, size_d=64)
@@ -236,12 +237,12 @@ def test_end_of_run_scores_carry_their_provenance(mnist_root, tmp_path, inceptio
 
 def test_checkpoints_come_every_checkpoint_every_steps_even_between_log_rows(mnist_root, tmp_path, monkeypatch):
     saved = []
-    original = Trainer._checkpoint
+    original = RunState.checkpoint
 
-    def record(self):
+    def record(self, interval):
         saved.append(self.result.steps)
-        original(self)
-    monkeypatch.setattr(Trainer, "_checkpoint", record)
+        original(self, interval)
+    monkeypatch.setattr(RunState, "checkpoint", record)
     result = train_one(small(mnist_root, tmp_path, steps=12, log_every=4, checkpoint_every=3))
     assert saved == [3, 6, 9, 12]  # not coarsened to the logging steps 4, 8, 12
     assert trajectory(result)["step"].tolist() == [4, 8, 12]

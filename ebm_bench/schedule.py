@@ -1,0 +1,160 @@
+"""Schedules and phases: what a run's training loop does as a function of the step, given with its method options.
+
+- `<option>_schedule = "linear:FROM:TO:END"` (or `"linear:FROM:TO:START:END"`) makes the method's float option
+  `<option>` follow the step: FROM up to step START (0 when left out), TO from step END on, linear in between.
+  EBGAN-LN's margin, 16 decaying to 0 over the first 60,000 steps, is `margin_schedule = "linear:16:0:60000"`:
+  step 60,000 and every step after it train with a margin of exactly 0. The option itself holds FROM.
+- `generator_off_after = N` is a phase: G trains in the first N steps only. From step N on, D trains alone (its
+  loss is given no generated batch, as in MAGAN's pre-training), and G and G's optimiser are left as they are.
+
+Both are pure functions of the step: a checkpoint holds nothing for them, and a resumed run goes on where it
+stopped. Both are method options of the run, so they are in its configuration and its id. Steps are 0-based: step
+s is the (s+1)-th update, and a trajectory row after s steps shows the value step s will use.
+
+In a pack, runs may schedule an option differently (each run's FROM, TO, START and END are columns of one table on
+the device) but not switch G off at different steps. Values come from a step counter on the device, filled before
+each step: a step never reads a value back to the host, and a CUDA graph replays the schedule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .errors import ConfigError
+from .methods import get_method, option_names
+
+SCHEDULE_SUFFIX = "_schedule"
+GENERATOR_OFF_AFTER = "generator_off_after"
+
+
+def float_options(method: str) -> set[str]:
+    """The float-typed options of `method` (margin, gamma, ...): those a schedule can drive and a pack can vary."""
+    cls = get_method(method)
+    if not dataclasses.is_dataclass(cls):
+        return set()
+    return {f.name for f in dataclasses.fields(cls) if str(f.type).replace(" ", "").startswith("float")}
+
+
+@dataclass(frozen=True)
+class Linear:
+    """FROM until step START, TO from step END on, linear in between."""
+
+    first: float
+    last: float
+    start: int
+    end: int
+
+    def spec(self) -> str:
+        """The canonical spelling: `linear:16:0:60000` and `linear:16.0:0:0:60000` are one run."""
+        return f"linear:{self.first!r}:{self.last!r}:" + (f"{self.start}:" if self.start else "") + str(self.end)
+
+
+def parse_schedule(key: str, text: Any) -> Linear:
+    example = f"e.g. -o {key}=linear:16:0:60000 (from 16 at step 0 to 0 at step 60000)"
+    parts = str(text).split(":")
+    if parts[0] != "linear" or len(parts) not in (4, 5):
+        raise ConfigError(f"{key} {text!r} is not a schedule: write linear:FROM:TO:END or linear:FROM:TO:START:END "
+                          f"(END and START in steps), {example}")
+    try:
+        first, last = float(parts[1]), float(parts[2])
+        steps = [float(p) for p in parts[3:]]
+    except ValueError:
+        raise ConfigError(f"{key} {text!r}: FROM, TO and the steps must be numbers, {example}") from None
+    start, end = ([0.0] + steps)[-2:]
+    if not (math.isfinite(first) and math.isfinite(last)):
+        raise ConfigError(f"{key} {text!r}: FROM and TO must be finite numbers, {example}")
+    if not (start == int(start) and end == int(end) and 0 <= start < end):
+        raise ConfigError(f"{key} {text!r}: START and END must be whole numbers of steps with 0 <= START < END, "
+                          f"{example}")
+    return Linear(first, last, int(start), int(end))
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """A run's schedules (option name -> schedule) and the step after which G trains no more (None: never)."""
+
+    schedules: dict[str, Linear] = field(default_factory=dict)
+    generator_off_after: int | None = None
+
+    def trains_generator(self, step: int) -> bool:
+        return self.generator_off_after is None or step < self.generator_off_after
+
+    def options(self) -> dict[str, Any]:
+        """As method options, canonically spelled: what the run's config records and hashes."""
+        return ({f"{name}{SCHEDULE_SUFFIX}": schedule.spec() for name, schedule in sorted(self.schedules.items())}
+                | ({GENERATOR_OFF_AFTER: self.generator_off_after} if self.generator_off_after is not None else {}))
+
+
+def loop_option_names(method: str) -> set[str]:
+    """The loop's option names that apply to `method`: a schedule per float option, and the generator's phase."""
+    own = option_names(method)
+    return ({f"{name}{SCHEDULE_SUFFIX}" for name in float_options(method)} | {GENERATOR_OFF_AFTER}) - own
+
+
+def split_options(method: str, options: dict[str, Any]) -> tuple[dict[str, Any], LoopOptions]:
+    """A run's method options as (the method's own, the loop's). A scheduled option is set to its schedule's FROM;
+    given as well, it must say the same (a resolved config holds both)."""
+    loop_names = loop_option_names(method)
+    own = {key: value for key, value in options.items() if key not in loop_names}
+    schedules = {key[:-len(SCHEDULE_SUFFIX)]: parse_schedule(key, value) for key, value in options.items()
+                 if key in loop_names and key.endswith(SCHEDULE_SUFFIX)}
+    for name, schedule in schedules.items():
+        if name in own and _number(own[name]) != schedule.first:
+            raise ConfigError(f"{name} {own[name]!r} and {name}{SCHEDULE_SUFFIX} {schedule.spec()} (which starts at "
+                              f"{schedule.first:g}) disagree; give only the schedule")
+        own[name] = schedule.first
+    off = options.get(GENERATOR_OFF_AFTER) if GENERATOR_OFF_AFTER in loop_names else None
+    if off is not None:
+        steps = _number(off)
+        if steps is None or steps != int(steps) or steps < 1:
+            raise ConfigError(f"{GENERATOR_OFF_AFTER} must be a whole number of steps >= 1 (G trains in the steps "
+                              f"before it), got {off!r}; e.g. -o {GENERATOR_OFF_AFTER}=60000")
+        off = int(steps)
+    return own, LoopOptions(schedules, off)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class ScheduledValues:
+    """The scheduled options of K runs as (K,) float32 tensors on the device, from a step counter there.
+
+    `set_step(s)` fills the counter (outside a CUDA graph: a kernel taking s as its argument, no sync);
+    `values(offset)` computes every option at step s + offset with tensor ops only (inside a graph: replayed).
+    Computed in float64, so that TO is reached exactly: FROM * 0 + TO * 1 at END and after."""
+
+    def __init__(self, runs: list[LoopOptions], device: torch.device):
+        names = sorted(runs[0].schedules)
+        if any(sorted(options.schedules) != names for options in runs):
+            raise ConfigError("the runs of a pack schedule different options; they cannot train as one pack")
+        self.step = torch.zeros((), dtype=torch.float64, device=device)
+        self.table = {name: torch.tensor([[s.first, s.last, s.start, s.end] for s in
+                                          (options.schedules[name] for options in runs)],
+                                         dtype=torch.float64, device=device) for name in names}
+
+    def set_step(self, step: int) -> None:
+        self.step.fill_(step)
+
+    def values(self, offset: int = 0) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, table in self.table.items():
+            first, last, start, end = table.unbind(1)
+            fraction = ((self.step + offset - start) / (end - start)).clamp(0, 1)
+            out[name] = (first * (1 - fraction) + last * fraction).float()
+        return out
+
+
+def scheduled_values(runs: list[LoopOptions], device: torch.device) -> ScheduledValues | None:
+    """The runs' scheduled values, or None when they schedule nothing (a step then does no schedule work)."""
+    return ScheduledValues(runs, device) if runs[0].schedules else None
