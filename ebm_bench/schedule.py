@@ -96,6 +96,11 @@ def loop_option_names(method: str) -> set[str]:
     return ({f"{name}{SCHEDULE_SUFFIX}" for name in float_options(method)} | {GENERATOR_OFF_AFTER}) - own
 
 
+def run_option_names(method: str) -> set[str]:
+    """Every option a run of `method` takes: the method's own and the loop's."""
+    return option_names(method) | loop_option_names(method)
+
+
 def split_options(method: str, options: dict[str, Any]) -> tuple[dict[str, Any], LoopOptions]:
     """A run's method options as (the method's own, the loop's). A scheduled option is set to its schedule's FROM;
     given as well, it must say the same (a resolved config holds both)."""

@@ -156,12 +156,6 @@ class Trainer(Loop):
     def checkpoint(self) -> None:
         self.state.checkpoint(self.stats.state_dict(0))
 
-    # tests/methods/test_contract.py's names for `checkpoint` and `resume`
-    _checkpoint = checkpoint
-
-    def _resume(self) -> int:
-        return self.resume()
-
 
 # PreparedRun, RunResult, RunStart and Energies are ebm_bench.loop's and ebm_bench.methods'; importers still reach
 # them here until they import from there

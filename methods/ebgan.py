@@ -60,7 +60,9 @@ class EBGAN(Method):
     def energy(self, images, out):
         return l2_energy(images, out.reconstruction)
 
-    def loss_d(self, real: Energies, fake: Energies):
+    def loss_d(self, real: Energies, fake: Energies | None):
+        if fake is None:  # G switched off (generator_off_after): no contrastive term, D only pulls the data down
+            return real.energy.mean()
         self.log("hinge_active", hinge_active(fake.energy, self.margin))
         return ebgan_loss_d(real.energy, fake.energy, self.margin)
 

@@ -18,13 +18,13 @@ from .cost import (CALIBRATION_SHARE, SAFETY_SHARE, CostBook, PackWork, describe
                    time_packs)
 from .executors import (Outcome, Window, execute_local, execute_ray, execute_window, pack_works, run_pack_safely,
                         run_safely)
-from .grid import (Plan, Preset, apply_setting, apply_settings, build_sweep, check_names, checked, expand, get_preset,
+from .grid import (Plan, apply_setting, apply_settings, check_names, checked, expand,
                    matched_configs, min_eval_n, parse_grid, plan_runs, resolve_defaults, setting_of)
 from .progress import RunLines, parse_threads, thread_count, use_threads
 
-__all__ = ["Outcome", "PackWork", "Plan", "Preset", "RunLines", "Window", "apply_setting", "apply_settings",
-           "build_sweep", "check_names", "checked", "execute_local", "execute_ray", "execute_window", "expand",
-           "get_preset", "matched_configs", "min_eval_n", "pack_works", "parse_grid", "parse_threads",
+__all__ = ["Outcome", "PackWork", "Plan", "RunLines", "Window", "apply_setting", "apply_settings",
+           "check_names", "checked", "execute_local", "execute_ray", "execute_window", "expand",
+           "matched_configs", "min_eval_n", "pack_works", "parse_grid", "parse_threads",
            "parse_time_limit", "plan_runs", "preset_names", "resolve_defaults", "run_pack_safely", "run_safely",
            "setting_of", "sweep_main", "thread_count", "use_threads"]
 

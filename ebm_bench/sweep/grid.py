@@ -7,27 +7,17 @@ import dataclasses
 import itertools
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ebm_bench.config import (BUDGET_KINDS, Budget, ConfigFile, MLPConfig, OptimConfig, RunConfig, coerce_fields,
-                              config_file, load_preset, parse_value)
+                              parse_value)
 from ebm_bench.datasets import get_dataset
 from ebm_bench.errors import ConfigError
 from ebm_bench.methods import get_method, make_method
-from ebm_bench.methods import option_names as method_option_names
 from ebm_bench.metrics.prdc import DEFAULT_K as PRDC_K, PRDC_METRICS
 from ebm_bench.nets import NETS
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A sweep as a file: methods, settings fixed for every run (`set`), and grid axes (`grid`)."""
-
-    description: str
-    methods: tuple[str, ...]
-    grid: dict[str, list]
-    fixed: dict[str, Any] = field(default_factory=dict)  # applied to the base config before the grid
+from ebm_bench.schedule import loop_option_names, run_option_names as method_option_names, split_options
 
 
 _MLP_FIELDS = {f.name for f in dataclasses.fields(MLPConfig)}
@@ -133,12 +123,6 @@ def expand(methods: Sequence[str], seeds: Sequence[int], grid: dict[str, list], 
     return configs
 
 
-def get_preset(name: str) -> Preset:
-    """A shipped preset by name, or a TOML file by path (`description`, `methods`, `[set]`, `[grid]`)."""
-    file = config_file(load_preset(name), name)
-    return Preset(file.description, tuple(file.methods), file.grid, {**file.settings, **file.options})
-
-
 def apply_settings(config: RunConfig, settings: dict[str, Any], methods: Sequence[str]) -> RunConfig:
     for name, value in settings.items():
         config = apply_setting(config, name, value, methods)
@@ -212,16 +196,6 @@ def _once(what: str, values: Sequence[Any], where: str) -> None:
         seen.add(value)
 
 
-def build_sweep(preset: str | None, methods: Sequence[str], grid_items: Sequence[str], set_items: Sequence[str],
-                seeds: Sequence[int], base: RunConfig, method_options: dict[str, Any],
-                sample: int | None) -> tuple[list[RunConfig], dict[str, list], list[str]]:
-    """The configs of a sweep over `base`: the preset's settings, the method options, --set, then the grid."""
-    fixed = {name: values[0] for name, values in parse_grid(set_items).items()}
-    plan = plan_runs(config_file(load_preset(preset), preset) if preset else None, methods, seeds,
-                     options=method_options, fixed=fixed, grid=parse_grid(grid_items), sample=sample, base=base)
-    return plan.configs, plan.grid, plan.methods
-
-
 def typed_setting(name: str, value: Any, methods: Sequence[str]) -> Any:
     """`value` in the type its setting declares (`--grid margin=a` fails here: "margin must be a number"). Values
     are typed as they come in, once per setting or grid value rather than once per run: a paper grid has 6,144."""
@@ -233,6 +207,8 @@ def typed_setting(name: str, value: Any, methods: Sequence[str]) -> Any:
     for names, cls in ((_MLP_FIELDS, MLPConfig), (_OPTIM_FIELDS, OptimConfig), (_RUN_FIELDS, RunConfig)):
         if field_name in names:
             return coerce_fields(cls, {field_name: value}, "run")[field_name]
+    if any(name in loop_option_names(method) for method in methods):  # a schedule or phase: split_options checks it
+        return value
     for method in methods:  # a method option: typed by the first method that has it (each run's own checks it too)
         if name in method_option_names(method):
             return coerce_fields(get_method(method), {name: value}, method)[name]
@@ -249,7 +225,8 @@ def checked(config: RunConfig) -> RunConfig:
     config.validate()
     if config.budget.kind != "seconds":  # a count, however it was written (validate: a whole number)
         config = dataclasses.replace(config, budget=Budget(config.budget.kind, int(config.budget.amount)))
-    method = make_method(config.method, config.method_options)
+    own, loop_options = split_options(config.method, config.method_options)
+    method = make_method(config.method, own)
     method.check_budget(config.budget.expected_steps(config.batch_size))
     spec = get_dataset(config.dataset)
     if config.eval_n and (spec.classifier or config.metrics is not None):
@@ -263,7 +240,8 @@ def checked(config: RunConfig) -> RunConfig:
         raise ConfigError(f"{config.dataset} supports image sizes {spec.image_sizes}, not {config.image_size}")
     if config.arch != "auto":
         NETS.get(config.arch)
-    return dataclasses.replace(config, method_options={k: getattr(method, k) for k in config.method_options})
+    return dataclasses.replace(config, method_options={k: getattr(method, k) for k in own if k in config.method_options}
+                               | loop_options.options())
 
 
 def min_eval_n(metrics: Sequence[str] | None) -> int:
@@ -278,9 +256,10 @@ def resolve_defaults(config: RunConfig) -> RunConfig:
     or on the data (an option whose default the method sets up from it, like EBGAN's margin)."""
     spec = get_dataset(config.dataset)
     optim = config.optim or spec.optim()
+    own, loop_options = split_options(config.method, config.method_options)
     return dataclasses.replace(config, image_size=config.image_size or spec.image_sizes[0],
                                arch=spec.default_arch if config.arch == "auto" else config.arch, optim=optim,
-                               method_options=make_method(config.method, config.method_options).options())
+                               method_options=make_method(config.method, own).options() | loop_options.options())
 
 
 def setting_of(config: RunConfig, name: str) -> Any:

@@ -14,7 +14,6 @@ import torch
 import ebm_bench
 from ebm_bench import Budget, MLPConfig, RunConfig
 from ebm_bench.errors import ConfigError, MethodContractError
-from ebm_bench.methods import EBGAN
 from ebm_bench.pack import PackedTrainer
 from ebm_bench.runs import train_one, train_pack
 from ebm_bench.schedule import split_options
@@ -26,16 +25,7 @@ SCHEDULED = {"margin_schedule": f"linear:16:0:{END}", "generator_off_after": OFF
 OTHER = {"margin_schedule": "linear:8:2:3:9", "generator_off_after": OFF}  # another run of the same pack
 
 
-@ebm_bench.register_method("test-ebgan-d-alone")
-@dataclass
-class EBGANDAlone(EBGAN):
-    """EBGAN whose D trains on as an auto-encoder of the data once G is off (as EBGAN-LN's does)."""
-
-    def loss_d(self, real, fake):
-        return real.energy.mean() if fake is None else super().loss_d(real, fake)
-
-
-def tiny(mnist_root, out, seed=0, options=SCHEDULED, method="test-ebgan-d-alone", **overrides) -> RunConfig:
+def tiny(mnist_root, out, seed=0, options=SCHEDULED, method="ebgan", **overrides) -> RunConfig:
     values = dict(method=method, seed=seed, budget=Budget("steps", STEPS), batch_size=16, mlp=SMALL, z_dim=8,
                   holdout=100, data_root=str(mnist_root), out=str(out), log_every=1, checkpoint_every=4,
                   n_samples=16, download=False, eval_n=50, method_options=dict(options))
@@ -188,8 +178,8 @@ def test_a_bad_schedule_or_phase_is_one_line_naming_the_fix(options, message):
 
 
 def test_a_method_that_cannot_train_d_alone_is_refused_before_its_first_step(mnist_root, tmp_path):
-    config = tiny(mnist_root, tmp_path, method="ebgan")  # EBGAN's loss_d needs a generated batch
-    with pytest.raises(MethodContractError, match="'ebgan' cannot train D without a generated batch") as error:
+    config = tiny(mnist_root, tmp_path, method="gan", options={"generator_off_after": OFF})  # GAN's loss_d needs G
+    with pytest.raises(MethodContractError, match="'gan' cannot train D without a generated batch") as error:
         train_one(config)
     assert "\n" not in str(error.value)
     assert not (tmp_path / prepare(config).run_id / "trajectory.csv").exists()

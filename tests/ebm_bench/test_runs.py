@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from ebm_bench.files import load_checkpoint, read_json, save_torch, write_json
-from ebm_bench.trajectory import IntervalStats, TrajectoryWriter
+from ebm_bench.interval import IntervalStats
+from ebm_bench.trajectory import TrajectoryWriter
 
 
 def test_write_json_replaces_atomically_and_leaves_no_temporary_files(tmp_path):

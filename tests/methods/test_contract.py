@@ -51,10 +51,10 @@ def test_one_d_and_one_g_step_give_finite_losses_and_state_round_trips(name, tmp
     row = trainer.stats.row(run.method.state_values())
     assert row["loss_d"] == row["loss_d"] and abs(row["loss_d"]) != float("inf")
     assert row["loss_g"] == row["loss_g"] and abs(row["loss_g"]) != float("inf")  # a G step ran
-    trainer._checkpoint()
+    trainer.checkpoint()
 
     fresh = tiny_run(name, tmp_path / "run")
-    Trainer(fresh)._resume()
+    Trainer(fresh).resume()
     saved, restored = run.method.state_dict(), fresh.method.state_dict()
     assert saved.keys() == restored.keys() == set(run.method.state_names)
     for key in saved:

@@ -74,3 +74,12 @@ def test_began_k_update_and_clipping():
 
 def test_began_convergence_measure():
     assert began_convergence(t(2.0), t(3.0), 0.5).item() == pytest.approx(2.0 + abs(1.0 - 3.0))
+
+
+def test_ebgan_d_alone_pulls_the_real_energies_down_and_logs_no_hinge():
+    """With G switched off (generator_off_after) EBGAN's D loss is the real term alone: mean of 2 and 6 is 4."""
+    from ebm_bench.methods import EBGAN, Energies
+    method = EBGAN(margin=10.0)
+    real = Energies(images=torch.zeros(2, 1), out=None, energy=t(2.0, 6.0))
+    assert method.loss_d(real, None).item() == pytest.approx(4.0)
+    assert "hinge_active" not in method.pop_logged()

@@ -19,12 +19,13 @@ from ebm_bench.cli import main
 from ebm_bench.errors import ConfigError
 from ebm_bench.plots import plot_all, plot_histograms
 from ebm_bench.runs import load_records
+from ebm_bench.config import config_file, load_preset
 from ebm_bench.sweep import (
-    build_sweep,
     execute_local,
     execute_ray,
     expand,
     parse_grid,
+    plan_runs,
     run_safely,
 )
 
@@ -41,8 +42,11 @@ def solo(configs):
 
 
 def sweep(preset=None, methods=(), grid=(), settings=(), seeds=(0,), options=None, sample=None, config=None):
-    configs, _, _ = build_sweep(preset, methods, grid, settings, seeds, config or RunConfig(), options or {}, sample)
-    return configs
+    """The configs of a sweep: the preset's settings, the method options, --set, then the grid (as the CLI does)."""
+    fixed = {name: values[0] for name, values in parse_grid(settings).items()}
+    file = config_file(load_preset(preset), preset) if preset else None
+    return plan_runs(file, methods, seeds, options=options or {}, fixed=fixed, grid=parse_grid(grid), sample=sample,
+                     base=config or RunConfig()).configs
 
 
 def test_presets_have_the_paper_counts():
