@@ -9,7 +9,8 @@
 #   .device/weights/inception-2015-12-05-pool3.pth   the FID Inception weights; over a 64 MiB transfer they can
 #                        come as .part-a and .part-b (in .device/weights/ or /tmp/ebm-bench-weights/), joined here
 #
-# Usage: bash benchmarks/gpu.sh [OUT_DIR] [STAGES]   STAGES: comma-separated of tests, bench, grid (default all)
+# Usage: bash benchmarks/gpu.sh [OUT_DIR] [STAGES]   STAGES: comma-separated of tests, bench, benchgrid, grid
+#   (default tests,bench,grid; benchgrid: benchmarks/bench_grid.py at float32 and tf32, about 5 minutes)
 #   figures in OUT_DIR/gpu-figures.txt (default $OUT, else .device/out); GRID_WORKERS (default 8) processes share
 #   the GPU for the grid, GRID_TIMEOUT (default 540 s) bounds it: a sweep resumes, so a cut one reports its progress.
 #
@@ -225,19 +226,28 @@ log "# ebm-bench GPU figures ($stages), $(date -u +%FT%TZ), commit $(git rev-par
 log "$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader)"
 log "torch $(python3 -c 'import torch; print(torch.__version__, torch.version.cuda)'), $(nproc) CPU cores, $mps"
 
-if [[ $stages == *tests* ]]; then
+if [[ ,$stages, == *,tests,* ]]; then
   log "## pytest -m cuda"
   [ -f "$weights" ] || log "(no Inception weights here: the FID test is skipped)"
   timeout 400 python3 -m pytest -q -m cuda -p no:cacheprovider 2>&1 | tail -15 | tee -a "$figures"
 fi
 
-if [[ $stages == *bench* ]]; then
+if [[ ,$stages, == *,bench,* ]]; then
   log "## bench_pack (run-steps/s; ratios against K sequential solo runs and the plain loop)"
   timeout 420 python3 benchmarks/bench_pack.py --device cuda --data-root "$data" --seconds "${BENCH_SECONDS:-1.5}" \
     --out "$figures" > "$out/bench.log" 2>&1 || { log "bench_pack stopped:"; tail -5 "$out/bench.log" | tee -a "$figures"; }
 fi
 
-if [[ $stages == *grid* ]]; then
+if [[ ,$stages, == *,benchgrid,* ]]; then
+  log "## bench_grid (Table 1's mix: 16 stratified shapes x EBGAN and GAN, packs of 16; float32, then tf32)"
+  for precision in float32 tf32; do
+    timeout 200 python3 benchmarks/bench_grid.py --device cuda --data-root "$data" --matmul "$precision" --k 16 \
+      --seconds "${BENCH_SECONDS:-1.0}" --out "$figures" > "$out/bench-grid-$precision.log" 2>&1 \
+      || { log "bench_grid ($precision) stopped:"; tail -5 "$out/bench-grid-$precision.log" | tee -a "$figures"; }
+  done
+fi
+
+if [[ ,$stages, == *,grid,* ]]; then
   workers=${GRID_WORKERS:-8}
   log "## the EBGAN paper grid (preset ebgan-paper-grid, 2000 steps per run), packs of 2, $workers processes"
   start=$(date +%s)
