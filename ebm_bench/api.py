@@ -17,7 +17,8 @@ from .config import RunConfig
 from .registry import load_plugin
 from .report import write_report  # noqa: F401 (the API of `ebm-bench report`)
 from .pack import pack_size, plan_packs
-from .runs import RunLocked, train_one, train_pack  # noqa: F401 (train_one is API)
+from .runs import train_one, train_pack
+from .record import RunLocked  # noqa: F401 (train_one is API)
 from .train import RunResult
 from .summary import PlainProgress, summary_table
 from .sweep import RunLines, checked, matched_configs, use_threads

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import IO, Iterable
 
 from .errors import ConfigError
-from .files import CHECKPOINT, LOCK, RESULT, read_json
-from .runs import RunLocked, check_out_dir, find_run_dirs, run_lock
+from .files import read_json
+from .record import check_out_dir, CHECKPOINT, find_run_dirs, LOCK, RESULT, run_lock, RunLocked
 
 MANIFEST_NAME = "ebm-bench-records.json"
 FORMAT, VERSION = "ebm-bench records", 1

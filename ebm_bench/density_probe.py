@@ -32,9 +32,9 @@ import torch
 from .datasets.gaussians import DATA, NAME, GaussianMixture, to_images
 from .errors import ConfigError
 from .evaluate import energies
-from .files import CONFIG, read_json_object
 from .nets.toy import FrozenGenerator
 from .probe import load_trained
+from .record import CONFIG, read_json_object
 from .stats import bootstrap_ci, bounded_interval, spearman
 from .train import PreparedRun
 

@@ -35,9 +35,10 @@ from torch import nn
 
 from .device import set_matmul_precision
 from .errors import ConfigError
+from .files import atomic_write_bytes
 from .metrics import METRICS, Reference, auroc, score_image_sets, score_images_with_provenance
 from .metrics.inception import resolve_weights_path
-from .files import EVALUATION, SAMPLES, atomic_write_bytes
+from .record import EVALUATION, SAMPLES
 from .train import EVAL_BATCH, Energies, PreparedRun
 from .trajectory import TrajectoryWriter
 

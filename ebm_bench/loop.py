@@ -33,20 +33,12 @@ from .config import Budget, RunConfig
 from .datasets import DatasetSpec, TrainingData
 from .device import set_matmul_precision
 from .errors import ConfigError, MethodContractError
-from .files import (
-    CHECKPOINT,
-    RESULT,
-    SCHEMA_VERSION,
-    TRAJECTORY,
-    checkpoint_mismatch_error,
-    corrupt_file_error,
-    load_checkpoint,
-    save_torch,
-    write_json,
-)
+from .files import save_torch, write_json
 from .interval import IntervalStats
 from .methods import Energies, Method
 from .nets import Dropout, count_parameters
+from .record import (CHECKPOINT, RESULT, SCHEMA_VERSION, TRAJECTORY, checkpoint_mismatch_error, corrupt_file_error,
+                     load_checkpoint)
 from .schedule import GENERATOR_OFF_AFTER, LoopOptions, ScheduledValues, scheduled_values
 from .trajectory import STANDARD_COLUMNS, TrajectoryWriter
 

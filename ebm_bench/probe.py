@@ -30,16 +30,9 @@ from torch import nn
 from .config import RunConfig
 from .errors import ConfigError
 from .evaluate import energies
-from .files import (
-    CHECKPOINT,
-    CONFIG,
-    RESULT,
-    checkpoint_mismatch_error,
-    load_checkpoint,
-    read_json_object,
-    read_result,
-)
 from .metrics import auroc
+from .record import (CHECKPOINT, CONFIG, RESULT, checkpoint_mismatch_error, load_checkpoint, read_json_object,
+                     read_result)
 from .stats import spearman
 from .train import PreparedRun, prepare
 

@@ -20,16 +20,15 @@ from typing import Sequence
 import pandas as pd
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.files import SAMPLES, atomic_write_bytes
+from ebm_bench.files import atomic_write_bytes
 from ebm_bench.leaderboard import (default_rank_by, display_rows, headline_metrics, leaderboard_from_runs,
                                    record_metrics, render)
 from ebm_bench.leaderboard.build import quality_metrics
-from ebm_bench.leaderboard.reference import read_records
 from ebm_bench.leaderboard.reliability import N_LAYERS, SUBSETS, subset
 from ebm_bench.plots import MARGIN, default_metrics, energy_figure, figure_bytes, histogram_figure, margin_figure
 from ebm_bench.plots import quality_figure, reliability_figure, samples_figure
 from ebm_bench.plots.common import plt, readable_samples
-from ebm_bench.runs import check_out_dir
+from ebm_bench.record import check_out_dir, read_records, SAMPLES
 
 PAGE = "index.html"
 OVER_TRAINING = (".best", ".drop")  # of the scores over training (--eval-every): the peak, and the loss since it

@@ -1,131 +1,30 @@
-"""A run folder's life: written by one process at a time, resumed where it stopped, recorded; and read back.
-
-<out>/<run-id>/
-    config.json       the resolved configuration (method options included); its canonical hash names the folder
-    manifest.json     versions, git commit, data hash, seed, device, sample counts
-    trajectory.csv    the energy trajectory, one row per logging interval
-    samples.png       the final sample grid
-    checkpoint.pt     G, D, optimisers, RNG states, method state (at the end and every K steps)
-    result.json       status (running / finished / diverged), budget used, wall time, steps/s, parameter counts,
-                      evaluation and its provenance
-    .lock             flock'ed by the process writing the run (its pid inside); the OS releases it when that
-                      process dies, so a killed run never leaves a stale lock
+"""A run's life: prepared, trained by one process at a time (solo or in a pack), resumed where it stopped,
+evaluated and recorded. The run folder's layout and its readers are ebm_bench.record's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import os
 import platform
-import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
 from .config import RunConfig
-from .errors import ConfigError, EbmBenchError
 from .evaluate import QualityLog, check_ready, evaluate_runs, quality_summary
-from .files import (
-    CHECKPOINT,
-    CONFIG,
-    LOCK,
-    MANIFEST,
-    RESULT,
-    SCHEMA_VERSION,
-    TRAJECTORY,
-    corrupt_file_error,
-    load_checkpoint,
-    read_json_object,
-    read_result,
-    write_json,
-)
+from .files import write_json
 from .loop import Loop, PreparedRun, RunResult, RunStart, RunState
 from .pack import PackedStep, uses_cuda_graphs
+from .record import (CONFIG, MANIFEST, RESULT, SCHEMA_VERSION, RunLocked, check_out_dir, checkpoint_step, clear_run,
+                     corrupt_file_error, read_result, run_lock)
 from .train import SoloStep, prepare
-
-
-class RunLocked(EbmBenchError):
-    """Another live process is writing this run: the caller skips it (it is that process's run)."""
-
-    def __init__(self, run_id: str, run_dir: Path, pid: str):  # pid "": the holder has not written it yet
-        super().__init__(f"run {run_id} is being written by " + (f"process {pid}" if pid else "another process"))
-        self.run_id, self.run_dir, self.pid = run_id, run_dir, pid
-
-
-@contextmanager
-def run_lock(run_dir: Path, run_id: str) -> Iterator[None]:
-    """Hold an exclusive flock on `<run>/.lock` while this process writes the run, or raise RunLocked.
-
-    The lock file is never deleted: deleting it while another process waits to open it would let two
-    processes lock two different files. flock, not a pid file, so that a killed process holds nothing.
-    Neither the run folder nor its lock may be a symbolic link: writing through one writes outside --out.
-    """
-    check_run_dir(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = run_dir / LOCK
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-    except OSError as err:
-        if lock.is_symlink():
-            raise ConfigError(f"{lock} is a symbolic link; a run folder's lock never is, and ebm-bench does not "
-                              "write through links: delete it and run again") from None
-        if lock.is_dir():
-            raise ConfigError(f"{lock} is a folder, not a run's lock file: delete it and run again") from None
-        raise ConfigError(f"cannot open {lock}: {err.strerror}; check the run folder's permissions") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip()
-            raise RunLocked(run_id, run_dir, holder) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-    finally:
-        os.close(fd)  # releases the flock
-
-
-def check_run_dir(run_dir: Path) -> None:
-    """A run folder ebm-bench may write and clear: a folder of its own (or none yet), never a link to one."""
-    if run_dir.is_symlink():
-        raise ConfigError(f"{run_dir} is a symbolic link; ebm-bench writes and clears run folders only inside --out, "
-                          "never through links: delete the link (or choose another --out) and run again")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir} is a file where this run's folder goes: delete it (or choose another --out) "
-                          "and run again")
-
-
-def check_out_dir(out: str | Path) -> None:
-    """Fail before any data loads or training when runs cannot be written under --out: a real write probe."""
-    if not str(out).strip():  # Path("") is ".": an empty --out would quietly mean the current folder
-        raise ConfigError("--out is empty; pass the folder for the run folders (e.g. --out runs)")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; pass a directory")
-    file_above = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
-    if file_above is not None:
-        raise ConfigError(f"--out {out} is inside {file_above}, which is a file; pass a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-probe-{os.getpid()}"
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        os.unlink(probe)
-    except PermissionError:
-        raise ConfigError(f"cannot write to --out {out}: permission denied; choose a writable directory") from None
-    except OSError as err:
-        raise ConfigError(f"cannot write to --out {out}: {err.strerror}; choose a writable directory") from None
 
 
 def _package_version(name: str) -> str | None:
@@ -194,18 +93,6 @@ def existing_result(run_dir: Path) -> RunResult | None:
     return result if result.status in ("finished", "diverged") else None
 
 
-def _clear(run_dir: Path) -> None:
-    """Everything of a run but its lock, which this process holds; links are removed, never followed."""
-    check_run_dir(run_dir)
-    for path in run_dir.iterdir():
-        if path.name == LOCK:
-            continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-
-
 def train_one(config: RunConfig, restart: bool = False, on_log: Callable[[dict], None] | None = None,
               on_start: Callable[[RunStart], None] | None = None) -> RunResult:
     """Train one run to its budget and evaluate it. A finished run is returned as stored; an interrupted one
@@ -217,7 +104,7 @@ def train_one(config: RunConfig, restart: bool = False, on_log: Callable[[dict],
     check_ready(run)
     with run_lock(run.run_dir, run.run_id):
         if restart:
-            _clear(run.run_dir)
+            clear_run(run.run_dir)
         elif (stored := existing_result(run.run_dir)) is not None:
             return stored  # another process ended it while this one prepared
         write_run_header(run)
@@ -247,16 +134,6 @@ def _evaluated_all(runs: list[PreparedRun], results: list[RunResult]) -> list[Ru
 Progress = Callable[[int], "tuple[Callable[[dict], None] | None, Callable[[RunStart], None] | None]"]
 
 
-def _checkpoint_step(run_dir: Path) -> int:
-    """The step a run would resume from (0: none); an unreadable checkpoint fails later, with its own message."""
-    if not (run_dir / CHECKPOINT).exists():
-        return 0
-    try:
-        return int(load_checkpoint(run_dir / CHECKPOINT, "cpu")["result"]["steps"])
-    except (EbmBenchError, KeyError, TypeError, ValueError):  # the trainer's resume says what is wrong with it
-        return 0
-
-
 def train_pack(configs: list[RunConfig], restart: bool = False, progress: Progress | None = None
                ) -> list[RunResult | RunLocked]:
     """Train runs that share a pack key as one pack (ebm_bench.pack), each recorded exactly as `train_one` records
@@ -281,14 +158,14 @@ def train_pack(configs: list[RunConfig], restart: bool = False, progress: Progre
                 results[i] = err
                 continue
             if restart:
-                _clear(run.run_dir)
+                clear_run(run.run_dir)
             elif (stored := existing_result(run.run_dir)) is not None:
                 results[i] = stored
                 continue
             pending.append(i)
         by_step: dict[int, list[int]] = {}
         for i in pending:
-            by_step.setdefault(_checkpoint_step(runs[i].run_dir), []).append(i)
+            by_step.setdefault(checkpoint_step(runs[i].run_dir), []).append(i)
         for i in pending:
             check_ready(runs[i])
         for group in by_step.values():
@@ -306,47 +183,11 @@ def train_pack(configs: list[RunConfig], restart: bool = False, progress: Progre
     return results  # type: ignore[return-value]
 
 
-# -- reading records back ----------------------------------------------------------------------------------------
-def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
-    """Run folders (holding result.json) among `paths` and anywhere below them, sorted."""
-    found: set[Path] = set()
-    for path in map(Path, paths):
-        if not path.exists():
-            raise ConfigError(f"no such run folder: {path}")
-        if (path / RESULT).is_file():
-            found.add(path)
-        found.update(p.parent for p in path.rglob(RESULT))
-    return sorted(found)
 
 
-def _flatten(prefix: str, data: dict) -> dict:
-    flat = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(f"{name}.", value))
-        else:
-            flat[name] = value
-    return flat
 
 
-def load_record(run_dir: Path) -> dict:
-    """One run as a flat row; a record that is not one raises UnreadableRecord (a ValueError, like a truncated
-    file's), one line naming the file."""
-    result = read_result(run_dir / RESULT)
-    config = read_json_object(run_dir / CONFIG)
-    row = _flatten("config.", config) | _flatten("", {k: v for k, v in result.items() if k != "final"})
-    row |= _flatten("final.", result.get("final", {}))
-    if (run_dir / MANIFEST).is_file():
-        row |= _flatten("manifest.", read_json_object(run_dir / MANIFEST))
-    row["run_dir"] = str(run_dir)
-    return row
 
 
-def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per run: `config.*` (resolved config), result fields, `evaluation.*`, `final.*` (last log row)."""
-    return pd.DataFrame([load_record(d) for d in find_run_dirs(paths)])
 
 
-def load_trajectory(run_dir: str | Path) -> pd.DataFrame:
-    return pd.read_csv(Path(run_dir) / TRAJECTORY)

@@ -8,7 +8,7 @@ from ebm_bench.errors import ConfigError
 from ebm_bench.files import atomic_write_bytes
 from ebm_bench.leaderboard.convergence import convergence_table
 from ebm_bench.plots import save, tracking_figure
-from ebm_bench.runs import check_out_dir, load_records
+from ebm_bench.record import check_out_dir, load_records
 
 from .common import method_list
 from .leaderboard import print_table, warnings_as_lines

@@ -9,7 +9,7 @@ import pandas as pd
 from ebm_bench.density_probe import density_probe_runs, summarise, summary_markdown
 from ebm_bench.errors import ConfigError
 from ebm_bench.files import atomic_write_bytes
-from ebm_bench.runs import check_out_dir, find_run_dirs, load_record
+from ebm_bench.record import check_out_dir, find_run_dirs, load_record
 
 from .common import read_csv_table
 

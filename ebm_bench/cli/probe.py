@@ -10,7 +10,7 @@ from ebm_bench.errors import ConfigError
 from ebm_bench.files import atomic_write_bytes
 from ebm_bench.plots import probe_figure, save
 from ebm_bench.probe import CORRUPTIONS, probe_markdown, probe_runs, summarise_probe
-from ebm_bench.runs import check_out_dir, find_run_dirs, load_record
+from ebm_bench.record import check_out_dir, find_run_dirs, load_record
 
 from .common import read_csv_table
 

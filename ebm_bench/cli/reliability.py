@@ -9,7 +9,7 @@ from ebm_bench.files import atomic_write_bytes
 from ebm_bench.leaderboard.reliability import (DEFAULT_THRESHOLDS, SUBSETS, optimiser_panels, reliability_markdown,
                                                reliability_table, reliability_test, subset)
 from ebm_bench.plots import plot_reliability
-from ebm_bench.runs import check_out_dir, load_records
+from ebm_bench.record import check_out_dir, load_records
 
 
 def add_parser(subparsers) -> None:

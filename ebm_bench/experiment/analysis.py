@@ -14,9 +14,9 @@ import pandas as pd
 
 from ebm_bench.config import BUDGET_KINDS
 from ebm_bench.errors import ConfigError
-from ebm_bench.files import EVALUATION, atomic_write_bytes, corrupt_file_error
+from ebm_bench.files import atomic_write_bytes
+from ebm_bench.record import corrupt_file_error, EVALUATION, load_records
 from ebm_bench.leaderboard import metric_direction
-from ebm_bench.runs import load_records
 from ebm_bench import stats
 from ebm_bench.stats import format_significant
 

@@ -10,7 +10,8 @@ from typing import Any
 from rich.console import Console
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.files import CHECKPOINT, LOCK, RESULT, atomic_write_bytes, read_json, write_json
+from ebm_bench.files import atomic_write_bytes, read_json, write_json
+from ebm_bench.record import CHECKPOINT, LOCK, RESULT
 from ebm_bench.runs import existing_result
 from ebm_bench.sweep import Plan, sweep_main
 

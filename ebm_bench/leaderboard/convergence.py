@@ -16,8 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.files import EVALUATION, TRAJECTORY, corrupt_file_error
-from ebm_bench.runs import load_trajectory
+from ebm_bench.record import corrupt_file_error, EVALUATION, load_trajectory, TRAJECTORY
 from ebm_bench.stats import spearman
 
 

@@ -16,61 +16,16 @@ from typing import Sequence
 
 import pandas as pd
 
-from ebm_bench.config import coerce_fields, config_hash
 from ebm_bench.datasets import default_data_root, to_unit_range
 from ebm_bench.datasets.mnist import load_mnist
 from ebm_bench.errors import ConfigError, EbmBenchError
-from ebm_bench.files import CONFIG, MANIFEST, RESULT, read_json, write_json
-from ebm_bench.methods import get_method
-from ebm_bench.runs import find_run_dirs, load_record
+from ebm_bench.files import write_json
+from ebm_bench.record import read_records
 
 from .build import leaderboard_table, record_metrics
 from .render import table_metrics
 
 REFERENCE_FILE = "reference.json"
-
-
-def read_records(paths: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
-    """(one row per readable run, one line per unreadable one). A run counted twice (the same canonical config
-    in two folders, e.g. written before configs were hashed canonically) is kept once."""
-    unreadable: list[str] = []
-    seen: dict[str, dict] = {}
-    for run_dir in find_run_dirs(paths):
-        try:
-            row = load_record(run_dir)
-            row["config_hash"] = config_hash(_typed_options(read_json(run_dir / CONFIG)))
-        except (OSError, ValueError, KeyError, TypeError) as err:  # truncated JSON is a ValueError
-            unreadable.append(f"{_culprit(run_dir)}: unreadable ({type(err).__name__}: {err})")
-            continue
-        previous = seen.get(row["config_hash"])
-        if previous is not None:  # keep a finished one
-            kept, dropped = (row, previous) if row["status"] == "finished" != previous["status"] else (previous, row)
-            unreadable.append(f"{dropped['run_dir']}: the same run as {kept['run_dir']} (counted once)")
-            row = kept
-        seen[row["config_hash"]] = row
-    return pd.DataFrame(list(seen.values())), unreadable
-
-
-def _typed_options(config: dict) -> dict:
-    """The config with its method options in their declared types, as runs are hashed since configs are
-    canonical: a record written with -o margin=10 (an int) is the same run as one with margin = 10.0."""
-    try:
-        cls = get_method(config["method"])
-    except (ConfigError, KeyError):  # a plug-in method not loaded here: its options as stored
-        return config
-    stored = config.get("method_options", {})
-    declared = {k: v for k, v in stored.items() if k in getattr(cls, "__dataclass_fields__", {})}
-    return config | {"method_options": stored | coerce_fields(cls, declared, config["method"])}
-
-
-def _culprit(run_dir: Path) -> Path:
-    """The first of a run's JSON files that does not parse (else the folder itself)."""
-    for name in (RESULT, CONFIG, MANIFEST):
-        try:
-            json.loads((run_dir / name).read_text())
-        except (OSError, ValueError):
-            return run_dir / name
-    return run_dir
 
 
 def _reference_key(records: pd.DataFrame, image_size: int, reference: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.runs import check_out_dir, load_records
+from ebm_bench.record import check_out_dir, load_records
 
 from .common import figure_bytes, readable_samples, save
 from .energy import energy_figure, normalise_energy, plot_energy, reference_energy

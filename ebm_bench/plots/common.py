@@ -15,7 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from ebm_bench.files import EVALUATION, SAMPLES, TRAJECTORY, atomic_write_bytes  # noqa: E402
+from ebm_bench.files import atomic_write_bytes
+from ebm_bench.record import EVALUATION, SAMPLES, TRAJECTORY  # noqa: E402
 
 DPI = 110
 # Config fields that do not change what a run computes: runs differing only in these and the seed are seeds

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.files import TRAJECTORY
+from ebm_bench.record import TRAJECTORY
 
 from .common import (draw_spread, evaluation, figure_legend, has_values, plt, read_table_or_why, runs_label, save,
                      trajectory, warn_left_out)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ebm_bench.errors import ConfigError
 from ebm_bench.evaluate import QUALITY_METRICS
-from ebm_bench.files import EVALUATION
+from ebm_bench.record import EVALUATION
 from ebm_bench.metrics import METRICS
 
 from .common import (draw_spread, evaluation, figure_legend, has_values, plt, read_table_or_why, runs_label, save,

@@ -10,7 +10,7 @@ from typing import Sequence
 import pandas as pd
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.files import TRAJECTORY
+from ebm_bench.record import TRAJECTORY
 from ebm_bench.trajectory import STANDARD_COLUMNS
 
 from .common import plt, read_table_or_why, save, warn_left_out

@@ -10,7 +10,7 @@ from typing import Sequence
 import pandas as pd
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.files import SAMPLES
+from ebm_bench.record import SAMPLES
 from ebm_bench.probe import BASELINE
 
 from .common import draw_spread, plt, readable_samples, save

@@ -11,7 +11,7 @@ from ebm_bench.config import RunConfig, preset_names
 from ebm_bench.files import write_json
 from ebm_bench.pack import describe_packs, pack_size, plan_packs
 from ebm_bench.plots import plot_all
-from ebm_bench.runs import check_out_dir
+from ebm_bench.record import check_out_dir
 from ebm_bench.train import prepare
 
 from .cost import (CALIBRATION_SHARE, SAFETY_SHARE, CostBook, PackWork, describe_seconds, parse_time_limit,

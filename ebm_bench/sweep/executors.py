@@ -31,8 +31,9 @@ from rich.console import Console
 
 from ebm_bench.config import RunConfig
 from ebm_bench.errors import ConfigError
-from ebm_bench.files import CHECKPOINT, CONFIG, LOCK, RESULT, atomic_write_bytes, read_json, write_json
-from ebm_bench.runs import RunLocked, existing_result, run_lock, train_one, train_pack
+from ebm_bench.files import atomic_write_bytes, read_json, write_json
+from ebm_bench.record import CHECKPOINT, CONFIG, LOCK, RESULT, run_lock, RunLocked
+from ebm_bench.runs import existing_result, train_one, train_pack
 from ebm_bench.train import RunResult, prepare
 
 from .cost import Left, PackWork

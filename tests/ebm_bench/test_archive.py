@@ -21,9 +21,10 @@ from ebm_bench.archive import MANIFEST_NAME, export_records, import_records, par
 from ebm_bench.cli import main
 from ebm_bench.config import Budget, RunConfig
 from ebm_bench.errors import ConfigError
-from ebm_bench.files import CHECKPOINT, LOCK, RESULT, read_json, write_json
+from ebm_bench.files import read_json, write_json
+from ebm_bench.record import CHECKPOINT, find_run_dirs, load_records, LOCK, RESULT, run_lock
 from ebm_bench.leaderboard.reference import REFERENCE_FILE
-from ebm_bench.runs import find_run_dirs, load_records, run_lock, train_one
+from ebm_bench.runs import train_one
 
 from .conftest import SMALL
 

@@ -18,8 +18,8 @@ from ebm_bench import stats
 from ebm_bench.cli import main
 from ebm_bench.errors import ConfigError
 from ebm_bench.experiment import AFTER, BEFORE, analyse, declaration, declared_budget, load_experiment, render
-from ebm_bench.files import RESULT, SCHEMA_VERSION, write_json
-from ebm_bench.runs import load_records
+from ebm_bench.files import write_json
+from ebm_bench.record import load_records, RESULT, SCHEMA_VERSION
 
 MARGINS = (1.0, 2.0, 4.0)
 # FID-MNIST per (margin, seed): margin 2 is best, 4 worst; no ties between the groups

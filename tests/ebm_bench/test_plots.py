@@ -23,7 +23,7 @@ from ebm_bench.plots import (
 )
 from ebm_bench.plots.common import plt, spread
 from ebm_bench.plots.energy import run_energies
-from ebm_bench.runs import load_records
+from ebm_bench.record import load_records
 
 
 def test_energy_relative_to_the_reference_is_a_ratio_for_positive_energies_and_an_offset_for_signed_ones():

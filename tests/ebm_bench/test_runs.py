@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ebm_bench.files import load_checkpoint, read_json, save_torch, write_json
+from ebm_bench.files import read_json, save_torch, write_json
+from ebm_bench.record import load_checkpoint
 from ebm_bench.interval import IntervalStats
 from ebm_bench.trajectory import TrajectoryWriter
 

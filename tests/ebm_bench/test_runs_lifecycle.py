@@ -17,7 +17,7 @@ from ebm_bench import Budget, runs, summary
 from ebm_bench.api import run_configs, train_one
 from ebm_bench.cli import main
 from ebm_bench.errors import ConfigError
-from ebm_bench.runs import RunLocked
+from ebm_bench.record import RunLocked
 from ebm_bench.summary import PlainProgress, progress_line, summary_table
 from ebm_bench.sweep import run_safely
 from ebm_bench.train import RunResult, RunStart, prepare
@@ -45,7 +45,7 @@ def interrupted(config, at_step):
 _LOCKER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from ebm_bench.runs import RunLocked, run_lock
+    from ebm_bench.record import RunLocked, run_lock
     try:
         with run_lock(Path(sys.argv[1]), Path(sys.argv[1]).name):
             print("locked", flush=True)

@@ -17,9 +17,9 @@ from ebm_bench.cli import main
 from ebm_bench.config import Budget, MLPConfig, RunConfig
 from ebm_bench.errors import ConfigError
 from ebm_bench.evaluate import QUALITY_COLUMNS
-from ebm_bench.files import RESULT_REQUIRED, load_checkpoint, read_json, write_json
-from ebm_bench.leaderboard.reference import read_records
-from ebm_bench.runs import existing_result, load_records, train_one
+from ebm_bench.files import read_json, write_json
+from ebm_bench.record import load_checkpoint, load_records, read_records, RESULT_REQUIRED
+from ebm_bench.runs import existing_result, train_one
 from ebm_bench.train import RunResult, Trainer, prepare
 from ebm_bench.trajectory import STANDARD_COLUMNS, TrajectoryWriter
 

@@ -9,7 +9,7 @@ import pytest
 from ebm_bench.cli import main
 from ebm_bench.errors import ConfigError
 from ebm_bench.leaderboard import compare_tables, leaderboard_table, render
-from ebm_bench.runs import load_records
+from ebm_bench.record import load_records
 from ebm_bench.leaderboard import load_table
 from ebm_bench.stats import t_quantile
 

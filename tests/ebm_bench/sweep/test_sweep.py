@@ -18,7 +18,7 @@ from ebm_bench.api import train_one
 from ebm_bench.cli import main
 from ebm_bench.errors import ConfigError
 from ebm_bench.plots import plot_all, plot_histograms
-from ebm_bench.runs import load_records
+from ebm_bench.record import load_records
 from ebm_bench.config import config_file, load_preset
 from ebm_bench.sweep import (
     execute_local,
