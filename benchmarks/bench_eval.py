@@ -19,7 +19,7 @@ import torch
 
 from ebm_bench import Budget, RunConfig
 from ebm_bench.datasets import default_data_root
-from ebm_bench.evaluate import evaluate, evaluate_runs
+from ebm_bench.evaluate import evaluate_runs
 from ebm_bench.train import prepare
 
 
@@ -45,7 +45,7 @@ def main() -> None:
                                       download=False, eval_n=args.eval_n)) for seed in range(k)]
             alone, together = [], []
             for _ in range(args.repeats):  # alternate, so drift in the machine's load hits both
-                alone.append(timed(lambda: [evaluate(run) for run in runs]))
+                alone.append(timed(lambda: [evaluate_runs([run])[0] for run in runs]))
                 together.append(timed(lambda: evaluate_runs(runs)))
             a, t = statistics.median(alone), statistics.median(together)
             print(f"| {k} | {args.eval_n} | {a:.1f} | {t:.1f} | {a / t:.2f}x |", flush=True)

@@ -8,83 +8,85 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
 
 from .config import RunConfig
+from .pack import pack_size, plan_packs
+from .record import RunLocked  # noqa: F401 (API: what train_one raises for a run another process is writing)
 from .registry import load_plugin
 from .report import write_report  # noqa: F401 (the API of `ebm-bench report`)
-from .pack import pack_size, plan_packs
-from .runs import train_one, train_pack
-from .record import RunLocked  # noqa: F401 (train_one is API)
-from .train import RunResult
+from .runs import train_one  # noqa: F401 (API: one run, trained and recorded)
 from .summary import PlainProgress, summary_table
-from .sweep import RunLines, checked, matched_configs, use_threads
+from .sweep import Local, Outcome, Progress, checked, execute, matched_configs
+from .train import RunResult
 
 
-def _train_packs(configs: Sequence[RunConfig], pack: int | str, restart: bool, say, progress,
-                 ended=None) -> list[RunResult]:
-    """Train `configs` in packs (solo when `pack` is 1); a run another process is writing is skipped with one
-    line and reported as `locked`. Results come back in the order of `configs`; `ended(i, result)` hears of each
-    run as its pack ends."""
-    index = {id(config): i for i, config in enumerate(configs)}
-    results: list[RunResult | None] = [None] * len(configs)
-    for members in plan_packs(list(configs), pack_size(pack, configs)):
-        positions = [index[id(c)] for c in members]
-        trained = train_pack(members, restart=restart, progress=lambda k: progress(positions[k]) if progress
-                             else (None, None))
-        for position, config, outcome in zip(positions, members, trained):
-            if isinstance(outcome, RunLocked):
-                say(f"{outcome}; skipped")
-                outcome = RunResult(run_id=outcome.run_id, run_dir=str(outcome.run_dir), method=config.method,
-                                    dataset=config.dataset, seed=config.seed, status="locked",
-                                    budget=asdict(config.budget))
-            elif ended:
-                ended(position, outcome)
-            results[position] = outcome
-    return results  # type: ignore[return-value]
-
-
-def _train_with_bars(configs: Sequence[RunConfig], pack: int | str, restart: bool, console: Console, show: bool
-                     ) -> list[RunResult]:
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[energies]}"), TimeElapsedColumn(), console=console,
-                  disable=not show) as progress:
-
-        def say(text):  # above the bars; shown under --quiet too (a skipped run is worth a line)
-            progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-        tasks = [progress.add_task(f"{c.method} seed {c.seed}", total=c.budget.amount, energies="") for c in configs]
-
-        def callbacks(i):
-            task, kind = tasks[i], configs[i].budget.kind
-
-            def on_log(row):
-                used = {"steps": row["step"], "images": row["images"], "seconds": row["wall_s"]}[kind]
-                energies = (f"E(x) {row['energy_real_mean']:.3g}  E(G(z)) {row['energy_fake_mean']:.3g}"
-                            if "energy_fake_mean" in row else f"E(x) {row['energy_real_mean']:.3g}")
-                progress.update(task, completed=used, energies=energies)
-
-            def on_start(start):
-                if start.step and show:
-                    say(start.resume_message())
-            return on_log, on_start
-
-        results = _train_packs(configs, pack, restart, say, callbacks)
-        for task, config, result in zip(tasks, configs, results):
-            progress.update(task, completed=config.budget.amount, energies=result.status)
+def _results(configs: Sequence[RunConfig], outcomes: list[Outcome], say) -> list[RunResult]:
+    """One RunResult per config, in the order of `configs`: what each recorded, or a `locked` stand-in (said in one
+    line) for a run another process is writing."""
+    by_config = {id(outcome.config): outcome for outcome in outcomes}
+    results = []
+    for config in configs:
+        outcome = by_config[id(config)]
+        if outcome.result is None:  # locked: that process's run to finish (a failure raised in `execute`)
+            say(f"{outcome.error}; skipped")
+            results.append(RunResult(run_id=outcome.run_id, run_dir=str(Path(config.out) / (outcome.run_id or "")),
+                                     method=config.method, dataset=config.dataset, seed=config.seed, status="locked",
+                                     budget=asdict(config.budget)))
+        else:
+            results.append(outcome.result)
     return results
 
 
-def _train_with_lines(configs: Sequence[RunConfig], pack: int | str, restart: bool, console: Console
-                      ) -> list[RunResult]:
+class _Bars(Progress):
+    """A progress bar per run in a terminal: steps (or images, seconds) and the energies of the last logged row."""
+
+    def __init__(self, configs: Sequence[RunConfig], progress, show: bool):
+        super().__init__(progress.console)
+        self.bars, self.show = progress, show
+        self.tasks = {id(c): progress.add_task(f"{c.method} seed {c.seed}", total=c.budget.amount, energies="")
+                      for c in configs}
+
+    def say(self, text: str) -> None:  # above the bars; shown under --quiet too (a skipped run is worth a line)
+        self.bars.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def run_callbacks(self, config):
+        task, kind = self.tasks[id(config)], config.budget.kind
+
+        def on_log(row):
+            used = {"steps": row["step"], "images": row["images"], "seconds": row["wall_s"]}[kind]
+            energies = (f"E(x) {row['energy_real_mean']:.3g}  E(G(z)) {row['energy_fake_mean']:.3g}"
+                        if "energy_fake_mean" in row else f"E(x) {row['energy_real_mean']:.3g}")
+            self.bars.update(task, completed=used, energies=energies)
+
+        def on_start(start):
+            if start.step and self.show:
+                self.say(start.resume_message())
+        return on_log, on_start
+
+    def done(self, outcome: Outcome) -> None:
+        self.bars.update(self.tasks[id(outcome.config)], completed=outcome.config.budget.amount,
+                         energies=outcome.status)
+
+
+def _train_with_bars(packs, configs: Sequence[RunConfig], executor: Local, console: Console, show: bool
+                     ) -> list[RunResult]:
+    with RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[energies]}"), TimeElapsedColumn(), console=console,
+                      disable=not show) as bars:
+        progress = _Bars(configs, bars, show)
+        return _results(configs, execute(packs, executor, progress, raise_errors=True), progress.say)
+
+
+def _train_with_lines(packs, configs: Sequence[RunConfig], executor: Local, console: Console) -> list[RunResult]:
     """For a log file (stderr not a terminal): a redrawn bar would stay silent there, so plain lines instead, each
     run's last line as soon as its pack ends."""
-    lines = [RunLines(console, config) for config in configs]
-    return _train_packs(configs, pack, restart, PlainProgress(console).print,
-                        lambda i: (lines[i].on_log, lines[i].on_start), lambda i, result: lines[i].ended(result))
+    outcomes = execute(packs, executor, Progress(console), raise_errors=True)
+    return _results(configs, outcomes, PlainProgress(console).print)
 
 
 def run_configs(configs: Sequence[RunConfig], restart: bool = False, console: Console | None = None,
@@ -95,11 +97,11 @@ def run_configs(configs: Sequence[RunConfig], restart: bool = False, console: Co
     writing is skipped and returned with status `locked`. `threads`: torch threads to train with (None: as set);
     not part of any run's identity."""
     console = console or Console(stderr=True)
-    use_threads(threads)
+    packs, executor = plan_packs(list(configs), pack_size(pack, configs)), Local(1, threads, restart)
     if show_progress and not (console.is_terminal or console.is_jupyter):  # a notebook redraws bars fine
-        results = _train_with_lines(configs, pack, restart, console)
+        results = _train_with_lines(packs, configs, executor, console)
     else:
-        results = _train_with_bars(configs, pack, restart, console, show_progress)
+        results = _train_with_bars(packs, configs, executor, console, show_progress)
     if show_progress:
         console.print(summary_table(results))
         for out in sorted({config.out for config in configs}):

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import IO, Iterable
 
 from .errors import ConfigError
-from .files import read_json
-from .record import check_out_dir, CHECKPOINT, find_run_dirs, LOCK, RESULT, run_lock, RunLocked
+from .files import read_json, sha256_file
+from .record import CHECKPOINT, LOCK, RESULT, RunLocked, check_out_dir, find_run_dirs, run_lock
 
 MANIFEST_NAME = "ebm-bench-records.json"
 FORMAT, VERSION = "ebm-bench records", 1
@@ -574,16 +574,8 @@ def _copy(source: IO[bytes], target: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _same(path: Path, entry: dict) -> bool:
-    return path.is_file() and not path.is_symlink() and _sha256(path) == entry["sha256"]
+    return path.is_file() and not path.is_symlink() and sha256_file(path) == entry["sha256"]
 
 
 def _remove(path: Path) -> None:

@@ -124,6 +124,7 @@ class RunConfig:
     optim: OptimConfig | None = None  # None: the dataset's (MNIST: Adam lr 1e-3)
     method_options: dict[str, Any] = field(default_factory=dict)
     holdout: int = 5000  # real training images set aside for energy evaluation
+    labels: int | None = None  # semi-supervised: N labelled training images (balanced, by the seed); None: none
     device: str = "auto"
     data_root: str | None = None  # None: $EBM_BENCH_DATA, then the user cache directory
     download: bool = True
@@ -164,6 +165,10 @@ class RunConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 2:
             raise ConfigError("batch_size must be >= 2 (BatchNorm needs more than one sample)")
+        if self.labels is not None and (isinstance(self.labels, bool) or not isinstance(self.labels, int)
+                                        or self.labels < 1):
+            raise ConfigError(f"--labels {self.labels!r} is not a number of labelled images; give a positive whole "
+                              "number, e.g. --labels 1000 (leave it out for an unsupervised run)")
         if self.matmul not in MATMUL_PRECISIONS:
             raise ConfigError(f"unknown matmul precision {self.matmul!r}; use {' or '.join(MATMUL_PRECISIONS)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -186,7 +191,8 @@ class RunConfig:
 _NOT_IDENTITY = ("out", "data_root", "download", "log_every", "checkpoint_every", "inception_weights", "cuda_graphs")
 # Fields added after the first records were written: left out of the identity at their default, so that committed
 # records keep their run ids.
-_ADDED_LATER: dict[str, Any] = {"metrics": None, "matmul": "float32", "eval_every": 0, "eval_every_n": 2000}
+_ADDED_LATER: dict[str, Any] = {"metrics": None, "matmul": "float32", "eval_every": 0, "eval_every_n": 2000,
+                                "labels": None}
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

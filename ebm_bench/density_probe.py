@@ -36,6 +36,7 @@ from .nets.toy import FrozenGenerator
 from .probe import load_trained
 from .record import CONFIG, read_json_object
 from .stats import bootstrap_ci, bounded_interval, spearman
+from .table import TextTable, markdown_document
 from .train import PreparedRun
 
 PROBE_SEED = 20161205  # the "data" points and the bootstrap's resamples: the same for every run
@@ -159,18 +160,17 @@ def summary_markdown(summary: pd.DataFrame) -> str:
         return f"{row['rho']:.2f}{interval}"
 
     titles = {"data": "inside the data's mass (samples of P)", "plane": "over the plane (a grid over [-1, 1]^2)"}
-    parts = []
+    tables = []
     for points in POINT_SETS:
         rows = summary[summary["points"] == points]
         if rows.empty:
             continue
-        header = ["method", "G", "runs", *(f"rho with {label}" for label in TARGETS.values())]
-        lines = [f"**{titles[points]}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        cells = []
         for (method, generator), group in rows.groupby(["method", "generator"], sort=False):
             by = {row["target"]: row for _, row in group.iterrows()}
-            lines.append("| " + " | ".join([method, generator, str(int(group["runs"].max())),
-                                            *(cell(by.get(t)) for t in TARGETS)]) + " |")
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts) + (
-        "\n\nSpearman's rho of D's energy with each target; mean over runs [95% t interval on Fisher's z scale]. "
-        "log Q/P is known only for a G frozen at Q (--arch toy-fixed-q).\n")
+            cells.append([method, generator, str(int(group["runs"].max())), *(cell(by.get(t)) for t in TARGETS)])
+        tables.append(TextTable(["method", "G", "runs", *(f"rho with {label}" for label in TARGETS.values())], cells,
+                                title=titles[points], text_columns=2))
+    return markdown_document(tables, "Spearman's rho of D's energy with each target; mean over runs [95% t interval "
+                                     "on Fisher's z scale]. log Q/P is known only for a G frozen at Q (--arch "
+                                     "toy-fixed-q).")

@@ -28,27 +28,31 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-import pandas as pd
-
 import torch
 from torch import nn
 
 from .device import set_matmul_precision
 from .errors import ConfigError
 from .files import atomic_write_bytes
-from .metrics import METRICS, Reference, auroc, score_image_sets, score_images_with_provenance
+from .datasets import to_unit_range
+from .metrics import (METRICS, Reference, auroc, over_training_metrics, score_classes, score_image_sets,
+                      score_images_with_provenance)
 from .metrics.inception import resolve_weights_path
-from .record import EVALUATION, SAMPLES
+from .record import EVALUATION, SAMPLES, quality_from_evaluation
 from .train import EVAL_BATCH, Energies, PreparedRun
 from .trajectory import TrajectoryWriter
 
 SAMPLE_SEED = 2016  # the sample grid uses the same z for every run, so grids compare across methods and seeds
 N_EVAL_FAKE = 5000  # generated samples for the end-of-run energy diagnostics
 QUALITY_SEED = SAMPLE_SEED + 4  # the noise of the evaluations over training: the same for every run
-QUALITY_METRICS = ("i_prime", "classes_covered", "fid_mnist", "precision", "recall")  # cheap: classifier only
-QUALITY_COLUMNS = ["step", "wall_s", "eval_s", "n", *QUALITY_METRICS, "energy_heldout", "energy_generated",
-                   "energy_auroc"]
-NEAR_BEST = 0.1  # an evaluation within 10% of the run's best counts as near it (the stability share)
+ENERGY_COLUMNS = ["energy_heldout", "energy_generated", "energy_auroc"]  # evaluation.csv's D diagnostics
+
+
+def quality_columns(metrics: list[str] | None = None) -> list[str]:
+    """evaluation.csv's columns: the clock, N, the metrics scored over training (default: every registered metric
+    marked `over_training`) and D's energy diagnostics."""
+    return ["step", "wall_s", "eval_s", "n", *(over_training_metrics() if metrics is None else metrics),
+            *ENERGY_COLUMNS]
 
 
 @torch.no_grad()
@@ -106,7 +110,8 @@ def chosen_metrics(run: PreparedRun) -> list[str]:
     if cfg.metrics is not None:
         return list(cfg.metrics)
     available = {"energies": len(run.data.holdout) >= cfg.batch_size, "samples": cfg.eval_n > 0,
-                 "classifier": spec.classifier and cfg.eval_n > 0, "inception": bool(cfg.inception_n)}
+                 "classifier": spec.classifier and cfg.eval_n > 0, "inception": bool(cfg.inception_n),
+                 "classes": classifies(run)}
     return [name for name, metric in METRICS.items() if available[metric.needs]]
 
 
@@ -117,15 +122,11 @@ def check_ready(run: PreparedRun) -> None:
         resolve_weights_path(run.config.inception_weights, download=run.config.download)
 
 
-def evaluate(run: PreparedRun) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(evaluation, provenance) of a trained run; writes its sample grid."""
-    return evaluate_runs([run])[0]
-
-
 def evaluate_runs(runs: list[PreparedRun]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """`evaluate` for several trained runs (a pack): runs that score the same metrics on the same number of
-    samples against the same reference share one classifier pass, and the reference's features are computed once.
-    Scores equal each run's `evaluate` within float32 round-off (the classifier sees other batch compositions)."""
+    """(evaluation, provenance) of each trained run, and its sample grid written. Runs that score the same metrics
+    on the same number of samples against the same reference (a pack) share one classifier pass, and the
+    reference's features are computed once. Scores equal each run's scored alone within float32 round-off (the
+    classifier sees other batch compositions)."""
     out: list[tuple[dict[str, Any], dict[str, Any]]] = []
     sample_groups: dict[tuple, list[int]] = {}
     for i, run in enumerate(runs):
@@ -135,6 +136,8 @@ def evaluate_runs(runs: list[PreparedRun]) -> list[tuple[dict[str, Any], dict[st
         evaluation: dict[str, Any] = {}
         if by_need.get("energies"):
             evaluation |= _energy_scores(run, by_need["energies"])
+        if by_need.get("classes"):
+            evaluation |= _class_scores(run, by_need["classes"])
         out.append((evaluation, {}))
         if _sample_metrics(by_need):
             sample_groups.setdefault(_sharing_key(run, by_need), []).append(i)
@@ -197,6 +200,25 @@ def _energy_scores(run: PreparedRun, names: list[str]) -> dict[str, Any]:
     return scores | {"n_heldout": len(real), "n_generated": len(fake)}
 
 
+CALIBRATION_N = 10000  # training images whose clean path sets a classifying D's BatchNorm statistics (test_error)
+
+
+def classifies(run: PreparedRun) -> bool:
+    """Whether the run's D classifies a labelled test set (the ladder D on pi-mnist): metrics that need "classes"."""
+    return (run.data.test is not None and hasattr(run.data.batches, "images")
+            and callable(getattr(run.discriminator, "classify", None)))
+
+
+def _class_scores(run: PreparedRun, names: list[str]) -> dict[str, Any]:
+    """D's class logits of the dataset's test split (its clean path, BatchNorm statistics from the first
+    CALIBRATION_N training images), scored by the "classes" metrics."""
+    test = run.data.test
+    logits = run.discriminator.classify(to_unit_range(test.images.to(run.device)),
+                                        to_unit_range(run.data.batches.images[:CALIBRATION_N]))
+    scores, provenance = score_classes(names, logits, test.labels)
+    return scores | provenance
+
+
 def _inception_scores(run: PreparedRun, names: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     cfg = run.config
     samples = sample(run.generator, cfg.inception_n, cfg.z_dim, SAMPLE_SEED + 3, run.device)
@@ -219,12 +241,17 @@ class QualityLog:
     def __init__(self, runs: list[PreparedRun]):
         self.runs, cfg = runs, runs[0].config
         self.n = cfg.eval_every_n
-        self.metrics = list(QUALITY_METRICS) if runs[0].spec.classifier else []
+        self.metrics = [name for name in over_training_metrics()
+                        if METRICS[name].needs != "classes"
+                        and (METRICS[name].needs != "classifier" or runs[0].spec.classifier)]
+        self.classes = [name for name in over_training_metrics()
+                        if METRICS[name].needs == "classes" and classifies(runs[0])]
         self.energy = len(runs[0].data.holdout) >= cfg.batch_size
-        if not self.metrics and not self.energy:
+        if not self.metrics and not self.energy and not self.classes:
             raise ConfigError(f"--eval-every needs the MNIST classifier (dataset {cfg.dataset} has none) or a held-out "
                               f"set of at least one batch (--holdout >= {cfg.batch_size})")
-        self.writers = [TrajectoryWriter(run.run_dir / EVALUATION, QUALITY_COLUMNS) for run in runs]
+        self.writers = [TrajectoryWriter(run.run_dir / EVALUATION, quality_columns(self.metrics + self.classes))
+                        for run in runs]
         self.started = False
         self.reference: Reference | None = None
         self.noise = torch.randn(self.n, cfg.z_dim, generator=torch.Generator().manual_seed(QUALITY_SEED))
@@ -252,6 +279,9 @@ class QualityLog:
                 real, fake = energies(run, run.data.holdout[:self.n]), energies(run, images)
                 row |= {"energy_heldout": real.double().mean().item(), "energy_generated": fake.double().mean().item(),
                         "energy_auroc": auroc(real, fake)}
+        if self.classes:
+            for run, row in zip(runs, rows):
+                row |= {name: value for name, value in _class_scores(run, self.classes).items() if name in self.classes}
         cost = round(time.perf_counter() - began, 3)
         for k, row in zip(members, rows):
             self.writers[k].append(row | {"eval_s": cost / len(members)})
@@ -267,20 +297,7 @@ class QualityLog:
 
 def quality_summary(run_dir: str | Path) -> dict[str, dict[str, float]]:
     """Per metric of a run's evaluation.csv: the best score and its step, the final score, the drop from best to
-    final (>= 0; in the metric's bad direction), and the share of evaluations within 10% of the best."""
-    path = Path(run_dir) / EVALUATION
-    if not path.is_file():
-        return {}
-    table = pd.read_csv(path)
-    summary = {}
-    for name in QUALITY_METRICS:
-        if name not in table or table[name].isna().all():
-            continue
-        values = table[["step", name]].dropna()
-        lower = METRICS[name].direction == "lower"
-        best_at = values[name].idxmin() if lower else values[name].idxmax()
-        best, final = float(values[name][best_at]), float(values[name].iloc[-1])
-        near = (values[name] - best).abs() <= NEAR_BEST * abs(best)
-        summary[name] = {"best": best, "best_step": int(values["step"][best_at]), "final": final,
-                         "drop": (final - best) if lower else (best - final), "near_best_share": float(near.mean())}
-    return summary
+    final (>= 0; in the metric's bad direction), the mean of the last three evaluations, the area under the curve
+    over the step span (the curve's time-average) and the share of evaluations within 10% of the best
+    (`stats.quality_statistics`, read through `record.quality_from_evaluation`)."""
+    return quality_from_evaluation(run_dir)

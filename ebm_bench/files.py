@@ -5,6 +5,7 @@ New files get the umask's mode (as `open` would), not mkstemp's 0600, so a group
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -46,6 +47,15 @@ def _json_default(value: Any) -> Any:
 
 def write_json(path: Path, data: dict) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks (weights files are ~100 MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json(path: Path) -> dict:

@@ -14,7 +14,8 @@ rest, the same way for both:
   and frozen; the others go on.
 Schedules and phases (ebm_bench.schedule) are part of the contract: a step trains G only where the method
 (`trains_generator`, MAGAN's pre-training) and the run's phase (`generator_off_after`) both say so, and a scheduled
-method option holds its value for the step; the step counts G updates and D-only steps.
+method option holds its value for the step (and `lr_decay_from` the learning rates); the step counts G updates and
+D-only steps.
 Nothing in a step reads a value back to the host; rows, checkpoints and evaluations do, once per interval.
 """
 
@@ -39,7 +40,7 @@ from .methods import Energies, Method
 from .nets import Dropout, count_parameters
 from .record import (CHECKPOINT, RESULT, SCHEMA_VERSION, TRAJECTORY, checkpoint_mismatch_error, corrupt_file_error,
                      load_checkpoint)
-from .schedule import GENERATOR_OFF_AFTER, LoopOptions, ScheduledValues, scheduled_values
+from .schedule import GENERATOR_OFF_AFTER, LR_DECAY_FROM, LoopOptions, ScheduledValues, scheduled_values
 from .trajectory import STANDARD_COLUMNS, TrajectoryWriter
 
 
@@ -260,11 +261,14 @@ class Step:
         self.schedules: ScheduledValues | None = scheduled_values([s.run.loop_options for s in states],
                                                                   states[0].run.device)
         self.generator_trained = any(s.result.generator_steps for s in states)
+        self.end = states[0].config.budget.expected_steps(states[0].config.batch_size)  # for lr_decay_from
 
     def __call__(self, step: int, check_contract: bool) -> None:
         """Step `step` (0-based) of every live run. `check_contract`: check the method's outputs (a host sync)."""
         trains_g = self.states[0].trains_generator(step)  # a pack's runs share the method's and phase's settings
         check_g = trains_g and not self.generator_trained
+        if self.states[0].run.loop_options.lr_decay_from is not None:
+            self.set_lr_factor(self.states[0].run.loop_options.lr_factor(step, self.end))
         out = self.compute(step, trains_g, check_contract, check_g)
         self.generator_trained = self.generator_trained or trains_g
         stats = self.stats
@@ -287,6 +291,14 @@ class Step:
 
     def compute(self, step: int, trains_g: bool, check_d: bool, check_g: bool) -> StepOutputs:
         raise NotImplementedError
+
+    def set_lr_factor(self, factor: float) -> None:
+        """Every run's learning rates at `factor` times its configured ones (lr_decay_from), for the coming step."""
+        for state in self.states:
+            optim = state.config.optim
+            for optimizer, lr in ((state.opt_d, optim.lr_d), (state.opt_g, optim.lr_g)):
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * factor
 
     def sync(self, modules: bool) -> None:
         """Bring each run's method state (and with `modules`, its networks and optimisers) up to date."""
@@ -333,6 +345,9 @@ class Loop:
             self.config.batch_size)
         if off is not None and (end is None or off < end):  # the budget reaches the phase
             check_trains_d_alone(states[0])
+        if states[0].run.loop_options.lr_decay_from is not None and end is None:
+            raise ConfigError(f"{LR_DECAY_FROM} decays the learning rates to 0 at the end of the budget, which a "
+                              "budget in seconds does not know; give --steps or --images")
         self.step = step(states, self.stats)
 
     def resume(self) -> int:

@@ -34,6 +34,7 @@ from .metrics import auroc
 from .record import (CHECKPOINT, CONFIG, RESULT, checkpoint_mismatch_error, load_checkpoint, read_json_object,
                      read_result)
 from .stats import spearman
+from .table import TextTable, markdown_document
 from .train import PreparedRun, prepare
 
 BACKGROUND = -1.0
@@ -193,25 +194,25 @@ def probe_markdown(summary: pd.DataFrame) -> str:
     def cell(mean: float, ci: float) -> str:
         return f"{mean:.2f}" if ci != ci else f"{mean:.2f} ± {ci:.2f}"
 
-    parts = []
+    tables = []
     for kind in CORRUPTIONS:
         rows = summary[summary["corruption"] == kind]
         if rows.empty:
             continue
         severities = sorted(rows["severity"].unique())
-        header = ["method", "runs", *(f"AUROC @ {s:g}" for s in severities), "Spearman rho"]
-        lines = [f"**{kind}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        cells = []
         for method, group in rows.groupby("method", sort=False):
             by = group.set_index("severity")
-            cells = [method, str(int(by["runs"].iloc[0])),
-                     *(cell(by.loc[s, "auroc"], by.loc[s, "auroc_ci"]) for s in severities),
-                     cell(by["spearman"].iloc[0], by["spearman_ci"].iloc[0])]
-            lines.append("| " + " | ".join(cells) + " |")
-        parts.append("\n".join(lines))
+            cells.append([method, str(int(by["runs"].iloc[0])),
+                          *(cell(by.loc[s, "auroc"], by.loc[s, "auroc_ci"]) for s in severities),
+                          cell(by["spearman"].iloc[0], by["spearman_ci"].iloc[0])])
+        tables.append(TextTable(["method", "runs", *(f"AUROC @ {s:g}" for s in severities), "Spearman rho"], cells,
+                                title=kind))
     final = summary.groupby("method", sort=False).first()
-    lines = ["**real (held-out) against generated, end of training**", "", "| method | energy AUROC |", "|---|---|"]
-    lines += [f"| {m} | {cell(r.energy_auroc_generated, r.energy_auroc_generated_ci)} |" for m, r in final.iterrows()]
-    parts.append("\n".join(lines))
-    return "\n\n".join(parts) + ("\n\nAUROC: P(energy of a corrupted digit > energy of a clean one), 0.5 = no "
-                                 "separation; mean ± 95% t half-width over seeds. Spearman: energy against severity "
-                                 "(0 = clean) over all images of a corruption.\n")
+    tables.append(TextTable(["method", "energy AUROC"],
+                            [[m, cell(r.energy_auroc_generated, r.energy_auroc_generated_ci)]
+                             for m, r in final.iterrows()],
+                            title="real (held-out) against generated, end of training"))
+    return markdown_document(tables, "AUROC: P(energy of a corrupted digit > energy of a clean one), 0.5 = no "
+                                     "separation; mean ± 95% t half-width over seeds. Spearman: energy against "
+                                     "severity (0 = clean) over all images of a corruption.")

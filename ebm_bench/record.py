@@ -35,6 +35,8 @@ from .config import coerce_fields, config_hash
 from .errors import ConfigError, EbmBenchError
 from .files import read_json
 from .methods import get_method
+from .metrics import METRICS, over_training_metrics
+from .stats import quality_statistics
 
 SCHEMA_VERSION = 1  # of result.json; a record of another version is refused with a message saying so
 
@@ -289,13 +291,40 @@ def _flatten(prefix: str, data: dict) -> dict:
     return flat
 
 
+def quality_from_evaluation(run_dir: str | Path) -> dict[str, dict[str, float]]:
+    """Per metric of a run's evaluation.csv, its scores over training (`stats.quality_statistics`); {} without one."""
+    path = Path(run_dir) / EVALUATION
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path)
+    summary = {}
+    for name in over_training_metrics():
+        scores = quality_statistics(table["step"], table[name], METRICS[name].direction) if name in table else {}
+        if scores:
+            summary[name] = scores | {"best_step": int(scores["best_step"])}
+    return summary
+
+
+def _quality_not_recorded(run_dir: Path, row: dict) -> dict:
+    """The scores over training a record predating some statistic lacks, computed from its evaluation.csv."""
+    try:
+        computed = _flatten("quality.", quality_from_evaluation(run_dir))
+    except (ValueError, KeyError, EbmBenchError) as err:  # cut or garbled: the record's own scores still stand
+        warnings.warn(f"{run_dir / EVALUATION}: unreadable ({type(err).__name__}: {err}); only the scores over "
+                      f"training in its result.json are used", stacklevel=3)
+        return {}
+    return {name: value for name, value in computed.items() if name not in row}
+
+
 def load_record(run_dir: Path) -> dict:
     """One run as a flat row; a record that is not one raises UnreadableRecord (a ValueError, like a truncated
-    file's), one line naming the file."""
+    file's), one line naming the file. Statistics over training that its result.json predates are computed from
+    its evaluation.csv."""
     result = read_result(run_dir / RESULT)
     config = read_json_object(run_dir / CONFIG)
     row = _flatten("config.", config) | _flatten("", {k: v for k, v in result.items() if k != "final"})
     row |= _flatten("final.", result.get("final", {}))
+    row |= _quality_not_recorded(run_dir, row)
     if (run_dir / MANIFEST).is_file():
         row |= _flatten("manifest.", read_json_object(run_dir / MANIFEST))
     row["run_dir"] = str(run_dir)

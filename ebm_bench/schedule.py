@@ -7,7 +7,12 @@
 - `generator_off_after = N` is a phase: G trains in the first N steps only. From step N on, D trains alone (its
   loss is given no generated batch, as in MAGAN's pre-training), and G and G's optimiser are left as they are.
 
-Both are pure functions of the step: a checkpoint holds nothing for them, and a resumed run goes on where it
+- `lr_decay_from = N` decays both learning rates linearly to 0 over the steps from N to the end of the budget (the
+  ladder papers' and the EBGAN paper's appendix D schedule): step s >= N trains with lr * (END - s) / (END - N),
+  END the budget in steps, so step N keeps the full lr and the last step trains with lr / (END - N). It needs a
+  budget in steps or images; a run that ends before N never decays.
+
+All three are pure functions of the step: a checkpoint holds nothing for them, and a resumed run goes on where it
 stopped. Both are method options of the run, so they are in its configuration and its id. Steps are 0-based: step
 s is the (s+1)-th update, and a trajectory row after s steps shows the value step s will use.
 
@@ -30,6 +35,7 @@ from .methods import get_method, option_names
 
 SCHEDULE_SUFFIX = "_schedule"
 GENERATOR_OFF_AFTER = "generator_off_after"
+LR_DECAY_FROM = "lr_decay_from"
 
 
 def float_options(method: str) -> set[str]:
@@ -80,20 +86,29 @@ class LoopOptions:
 
     schedules: dict[str, Linear] = field(default_factory=dict)
     generator_off_after: int | None = None
+    lr_decay_from: int | None = None  # the step from which both learning rates decay linearly to 0 at the end
 
     def trains_generator(self, step: int) -> bool:
         return self.generator_off_after is None or step < self.generator_off_after
 
+    def lr_factor(self, step: int, end: int) -> float:
+        """What step `step` (0-based) of a run of `end` steps multiplies its learning rates by."""
+        start = self.lr_decay_from
+        if start is None or step < start or end <= start:
+            return 1.0
+        return max(end - step, 0) / (end - start)
+
     def options(self) -> dict[str, Any]:
         """As method options, canonically spelled: what the run's config records and hashes."""
         return ({f"{name}{SCHEDULE_SUFFIX}": schedule.spec() for name, schedule in sorted(self.schedules.items())}
-                | ({GENERATOR_OFF_AFTER: self.generator_off_after} if self.generator_off_after is not None else {}))
+                | ({GENERATOR_OFF_AFTER: self.generator_off_after} if self.generator_off_after is not None else {})
+                | ({LR_DECAY_FROM: self.lr_decay_from} if self.lr_decay_from is not None else {}))
 
 
 def loop_option_names(method: str) -> set[str]:
     """The loop's option names that apply to `method`: a schedule per float option, and the generator's phase."""
     own = option_names(method)
-    return ({f"{name}{SCHEDULE_SUFFIX}" for name in float_options(method)} | {GENERATOR_OFF_AFTER}) - own
+    return ({f"{name}{SCHEDULE_SUFFIX}" for name in float_options(method)} | {GENERATOR_OFF_AFTER, LR_DECAY_FROM}) - own
 
 
 def run_option_names(method: str) -> set[str]:
@@ -120,7 +135,14 @@ def split_options(method: str, options: dict[str, Any]) -> tuple[dict[str, Any],
             raise ConfigError(f"{GENERATOR_OFF_AFTER} must be a whole number of steps >= 1 (G trains in the steps "
                               f"before it), got {off!r}; e.g. -o {GENERATOR_OFF_AFTER}=60000")
         off = int(steps)
-    return own, LoopOptions(schedules, off)
+    decay = options.get(LR_DECAY_FROM) if LR_DECAY_FROM in loop_names else None
+    if decay is not None:
+        steps = _number(decay)
+        if steps is None or steps != int(steps) or steps < 0:
+            raise ConfigError(f"{LR_DECAY_FROM} must be a whole number of steps >= 0 (the learning rates decay "
+                              f"linearly to 0 from it to the end), got {decay!r}; e.g. -o {LR_DECAY_FROM}=80000")
+        decay = int(steps)
+    return own, LoopOptions(schedules, off, decay)
 
 
 def _number(value: Any) -> float | None:

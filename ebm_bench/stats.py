@@ -707,6 +707,32 @@ def curve_statistics(steps, values, direction: str, last_k: int = 3, threshold: 
             "final": final, "drop": sign * (best - final), "auc": auc, "time_to_threshold": time_to_threshold}
 
 
+NEAR_BEST = 0.1  # an evaluation within 10% of the run's best counts as near it (the stability share)
+QUALITY_LAST_K = 3  # a record's last_k_mean: the mean of a run's last three evaluations
+
+
+def quality_statistics(steps, values, direction: str, last_k: int = QUALITY_LAST_K, near_best: float = NEAR_BEST
+                       ) -> dict[str, float]:
+    """A run's scores over training as its record keeps them ({} when no evaluation is finite).
+
+    `curve_statistics` of the finite evaluations (a NaN one is left out, so final is the last finite score) less
+    time_to_threshold, which needs a threshold per metric, plus near_best_share: the share of those evaluations
+    within `near_best` x |best| of the best, how steadily the run stays near its peak.
+    """
+    steps, values = np.asarray(steps, dtype=float).ravel(), np.asarray(values, dtype=float).ravel()
+    if steps.size != values.size:
+        raise ConfigError(f"quality_statistics needs one value per step; got {steps.size} steps and "
+                          f"{values.size} values")
+    finite = np.isfinite(values)
+    steps, values = steps[finite], values[finite]
+    if values.size == 0:
+        return {}
+    summary = curve_statistics(steps, values, direction, last_k)
+    del summary["time_to_threshold"]
+    summary["near_best_share"] = float((np.abs(values - summary["best"]) <= near_best * abs(summary["best"])).mean())
+    return summary
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Numbers for tables
 # ----------------------------------------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ from typing import Callable, Sequence
 from rich.console import Console
 from rich.table import Table
 
+from .metrics import METRICS, headline_order
 from .train import RunStart
 
+SUMMARY_SCORES = 4  # headline scores in the end-of-run table: more would not fit 80 columns
 PLAIN_EVERY_S = 30.0  # a log file gets a line per logging interval, or per this many seconds if that is rarer
 
 
@@ -21,15 +23,16 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 def summary_table(results: Sequence) -> Table:
-    """One row per run, narrow enough for 80 columns: status, steps and the headline scores."""
+    """One row per run: status, steps and the first SUMMARY_SCORES headline scores the runs hold (the metrics'
+    `headline` order: FID-MNIST, I', classes covered, ... where the classifier scored them)."""
     table = Table(title="ebm-bench runs")
-    for column in ("method", "seed", "status", "steps", "I'", "classes", "FID-MNIST", "AUROC"):
+    scores = [name for name in headline_order() if any(name in r.evaluation for r in results)][:SUMMARY_SCORES]
+    for column in ("method", "seed", "status", "steps"):
         table.add_column(column, justify="left" if column in ("method", "status") else "right")
+    for name in scores:
+        table.add_column(METRICS[name].label or name, justify="right")
     for r in results:
-        scores = r.evaluation
-        table.add_row(r.method, str(r.seed), r.status, str(r.steps), _fmt(scores.get("i_prime")),
-                      _fmt(scores.get("classes_covered")), _fmt(scores.get("fid_mnist")),
-                      _fmt(scores.get("energy_auroc"), 3))
+        table.add_row(r.method, str(r.seed), r.status, str(r.steps), *(_fmt(r.evaluation.get(s)) for s in scores))
     return table
 
 

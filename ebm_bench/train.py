@@ -19,42 +19,35 @@ from typing import Callable
 import torch
 
 from .config import RunConfig, config_hash
-from .datasets import default_data_root, get_dataset
+from .datasets import LabelledBatch, default_data_root, semi_supervised
 from .device import resolve_device
-from .errors import ConfigError
 from .interval import IntervalStats
 from .loop import Loop, PreparedRun, RunResult, RunStart, RunState, Step, StepOutputs
-from .methods import Energies, SetupContext, check_energy, check_loss, make_method
-from .metrics import parse_metric_names
+from .methods import Energies, SetupContext, check_energy, check_loss
 from .nets import build_networks
-from .schedule import split_options
+from .resolve import resolve
 
 EVAL_BATCH = 500
 N_INCEPTION_GPU = 10000  # Inception metrics are on by default on a GPU (about 6 images/s on a 2-core CPU)
 
 
 def prepare(config: RunConfig) -> PreparedRun:
-    """Validate, load data, build method and networks, and resolve the config (its hash names the run)."""
-    config.validate()
-    if config.metrics is not None:
-        parse_metric_names(config.metrics)  # a typo fails now, not after training
-    info = get_dataset(config.dataset)
-    options, loop_options = split_options(config.method, config.method_options)
-    method = make_method(config.method, options)  # fails fast on an unknown method or option
-    image_size = config.image_size or info.image_sizes[0]
-    if image_size not in info.image_sizes:
-        raise ConfigError(f"{config.dataset} supports image sizes {info.image_sizes}, not {image_size}")
+    """The run ready to train: its config resolved (ebm_bench.resolve), then what needs the machine (device, data
+    root, Inception N) and the data (loaded, and the method set up for it); the resolved config's hash names it."""
+    resolved_run = resolve(config)
+    config, info, method, loop_options = resolved_run.config, resolved_run.spec, resolved_run.method, \
+        resolved_run.loop_options
     device = resolve_device(config.device)
     data_root = Path(config.data_root).expanduser() if config.data_root else default_data_root()
-    data = info.load(data_root, image_size, config.batch_size, config.seed, config.holdout, device, config.download)
+    data = info.load(data_root, config.image_size, config.batch_size, config.seed, config.holdout, device,
+                     config.download)
+    if config.labels is not None:  # semi-supervised: batches of labelled + unlabelled images
+        data = semi_supervised(data, config.dataset, config.labels, config.batch_size, config.seed, device)
     method.setup(SetupContext(
         device=device, dataset=config.dataset, image_shape=data.image_shape,
         batch_size=config.batch_size, batches_per_epoch=data.batches.batches_per_epoch,
         expected_steps=config.budget.expected_steps(config.batch_size)))
-    config = dataclasses.replace(config, image_size=image_size,
-                                 arch=info.default_arch if config.arch == "auto" else config.arch,
-                                 optim=config.optim or info.optim(),
-                                 inception_n=(N_INCEPTION_GPU if device.type == "cuda" else 0)
+    config = dataclasses.replace(config, inception_n=(N_INCEPTION_GPU if device.type == "cuda" else 0)
                                  if config.inception_n is None else config.inception_n)
     resolved = config.to_dict() | {"device": str(device), "data_root": str(data_root),
                                    "method_options": method.options() | loop_options.options()}
@@ -76,9 +69,9 @@ class SoloStep(Step):
         (self.state,) = states
         self.method, self.G, self.D = self.state.method, self.state.G, self.state.D
 
-    def _energies(self, images: torch.Tensor) -> Energies:
+    def _energies(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Energies:
         out = self.D(images)
-        return Energies(images=images, out=out, energy=self.method.energy(images, out))
+        return Energies(images=images, out=out, energy=self.method.energy(images, out), labels=labels)
 
     def _schedule(self, offset: int) -> None:
         for name, value in self.schedules.values(offset).items():
@@ -90,7 +83,11 @@ class SoloStep(Step):
         if self.schedules is not None:
             self.schedules.set_step(step)
             self._schedule(0)
-        real = self._energies(state.batches.next())
+        batch_images = state.batches.next()
+        if isinstance(batch_images, LabelledBatch):  # a semi-supervised batch: its labels go to the losses
+            real = self._energies(batch_images.images, batch_images.labels)
+        else:
+            real = self._energies(batch_images)
         fake_d = None
         if trains_g:
             with torch.no_grad():
@@ -98,7 +95,7 @@ class SoloStep(Step):
             fake_d = self._energies(fake_images)
         loss_d = method.loss_d(real, fake_d)
         if check_d:
-            check_energy(method, real.energy, batch, "real")
+            check_energy(method, real.energy, len(real.images), "real")  # a semi-supervised batch is 2 x batch
             if fake_d is not None:
                 check_energy(method, fake_d.energy, batch, "generated")
             check_loss(method, loss_d, "loss_d")
@@ -135,7 +132,8 @@ class SoloStep(Step):
 def _detached(energies: Energies | None) -> Energies | None:
     if energies is None:
         return None
-    return Energies(images=energies.images.detach(), out=energies.out, energy=energies.energy.detach())
+    return Energies(images=energies.images.detach(), out=energies.out, energy=energies.energy.detach(),
+                    labels=energies.labels)
 
 
 class Trainer(Loop):

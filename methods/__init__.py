@@ -9,6 +9,7 @@ import dataclasses
 from typing import Any
 
 from ebm_bench.config import coerce_fields
+from ebm_bench.datasets import get_dataset
 from ebm_bench.errors import ConfigError
 from ebm_bench.nets import ENERGY_MODELS
 from ebm_bench.registry import Registry, describe, source
@@ -18,9 +19,11 @@ from .ae_real import AEReal, no_effect_loss_g, real_only_loss_d
 from .base import Energies, Method, SetupContext, check_energy, check_loss, require
 from .began import BEGAN, began_convergence, began_k_update, began_loss_d, began_loss_g, l1_energy
 from .clf_hinge import ClfHinge, classifier_energy
-from .ebgan import EBGAN, DEFAULT_MARGINS, ebgan_loss_d, ebgan_loss_g, hinge_active, l2_energy
+from .ebgan import EBGAN, ebgan_loss_d, ebgan_loss_g, hinge_active, l2_energy
+from .ebgan_ln import EBGANLN
 from .ebgan_pt import EBGANPT, pulling_away_term
 from .gan import GAN, gan_loss_d, gan_loss_g
+from .ladder import Ladder, bottom_cost, labelled_cross_entropy, ladder_energy
 from .magan import MAGAN, magan_margin_update, squared_energy
 
 
@@ -51,7 +54,7 @@ def _adopt(name: str, loaded: Any) -> type[Method] | None:
 
 METHODS: Registry[type[Method]] = Registry("method", _check, _adopt,
                                            {cls.name: cls for cls in (GAN, EBGAN, EBGANPT, BEGAN, MAGAN, AELogistic,
-                                                                      ClfHinge, AEReal)})
+                                                                      ClfHinge, AEReal, Ladder, EBGANLN)})
 
 
 def register_method(name: str, description: str | None = None, replace: bool = False):
@@ -80,21 +83,27 @@ def option_names(name: str) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
 
 
-def make_method(name: str, options: dict[str, Any]) -> Method:
-    """An instance of method `name` with `options` converted to their declared types and validated."""
+def make_method(name: str, options: dict[str, Any], dataset: str | None = None) -> Method:
+    """An instance of method `name` with `options` converted to their declared types and validated. With a
+    `dataset`, the options the method leaves to the data (declared None) and `options` does not give take the
+    dataset's values (its spec's `option_defaults`: EBGAN's margin on MNIST is 10)."""
     cls = get_method(name)
     known = option_names(name)
     unknown = set(options) - known
     if unknown:
         raise ConfigError(f"method {name!r} has no option(s) {', '.join(sorted(unknown))}; "
                           f"its options: {', '.join(sorted(known)) or 'none'}")
+    if dataset is not None and known:
+        left = {f.name for f in dataclasses.fields(cls) if f.default is None} - set(options)
+        options = {k: v for k, v in get_dataset(dataset).option_defaults.items() if k in left} | options
     method = cls(**coerce_fields(cls, options, name)) if known else cls()
     method.validate()
     return method
 
 
 __all__ = [
-    "AELogistic", "AEReal", "BEGAN", "ClfHinge", "DEFAULT_MARGINS", "EBGAN", "EBGANPT", "GAN", "MAGAN", "METHODS",
+    "AELogistic", "AEReal", "BEGAN", "ClfHinge", "EBGAN", "EBGANLN", "EBGANPT", "GAN", "Ladder",
+    "MAGAN", "METHODS", "bottom_cost", "labelled_cross_entropy", "ladder_energy",
     "Energies", "Method", "SetupContext", "ae_logistic_loss_d", "ae_logistic_loss_g", "available_methods",
     "began_convergence", "began_k_update", "began_loss_d", "began_loss_g", "check_energy", "check_loss",
     "classifier_energy", "ebgan_loss_d", "ebgan_loss_g", "gan_loss_d", "gan_loss_g", "get_method", "hinge_active",

@@ -37,6 +37,7 @@ class Energies:
     images: torch.Tensor  # the batch D was given (generated images keep their graph in the G step)
     out: DOutput  # D's raw output: reconstruction and code, or logit
     energy: torch.Tensor  # (N,) per-sample energy
+    labels: torch.Tensor | None = None  # (N,) classes of a semi-supervised real batch (-1: unlabelled); else None
 
 
 @dataclass
@@ -57,6 +58,8 @@ class Method:
     energy_model: ClassVar[str] = "autoencoder"
     state_names: ClassVar[tuple[str, ...]] = ()
     replayable: ClassVar[bool] = False
+    # The method's own optimiser defaults over the dataset's (e.g. {"lr_d": 5e-4}), used when a run names no optimiser
+    optim_defaults: ClassVar[dict[str, float]] = {}
 
     def validate(self) -> None:
         """Raise ConfigError for option values the method cannot train with (called once options are set)."""

@@ -42,7 +42,7 @@ from .classifier_scores import (
     i_prime,
     mnist_is,
 )
-from .energy import ENERGY_METRICS as _ENERGY, auroc, heldout_energy
+from .energy import ENERGY_METRICS as _ENERGY, auroc
 from .inception import (
     INCEPTION_METRIC_OBJECTS as _INCEPTION,
     TORCH_FIDELITY_VERSION,
@@ -58,6 +58,7 @@ from .inception import (
 from .inputs import MetricInputs, SharedClassifierPass
 from .prdc import DEFAULT_K as PRDC_K, PRDC_METRIC_OBJECTS as _PRDC, density_coverage, knn_radii, precision_recall, prdc
 from .reference import MNIST_REFERENCES, Reference
+from .test_error import CLASS_METRICS as _CLASSES, ClassInputs, error_percent
 
 
 def _check(name: str, metric: Any) -> Metric:
@@ -67,6 +68,11 @@ def _check(name: str, metric: Any) -> Metric:
         raise ConfigError(f"metric {name!r}: direction must be 'higher', 'lower' or None, not {metric.direction!r}")
     if metric.needs not in NEEDS:
         raise ConfigError(f"metric {name!r}: needs must be one of {', '.join(NEEDS)}, not {metric.needs!r}")
+    for field in ("headline", "ranking"):
+        place = getattr(metric, field)
+        if place is not None and (not isinstance(place, int) or isinstance(place, bool)):
+            raise ConfigError(f"metric {name!r}: {field} is a whole number (its place, lowest first) or None, "
+                              f"not {place!r}")
     if not callable(metric.compute):
         raise ConfigError(f"metric {name!r}: its compute must be a function f(inputs) -> float, not "
                           f"{type(metric.compute).__name__}")
@@ -74,34 +80,65 @@ def _check(name: str, metric: Any) -> Metric:
 
 
 METRICS: Registry[Metric] = Registry("metric", _check, lambda name, loaded: loaded if isinstance(loaded, Metric)
-                                     else None, {m.name: m for m in (*_CLASSIFIER, *_PRDC, *_INCEPTION, *_ENERGY)},
+                                     else None, {m.name: m for m in (*_CLASSIFIER, *_PRDC, *_INCEPTION, *_ENERGY,
+                                                                     *_CLASSES)},
                                      origin=lambda metric: metric.compute)
 CLASSIFIER_METRICS = tuple(m.name for m in (*_CLASSIFIER, *_PRDC))
 INCEPTION_METRIC_NAMES = tuple(m.name for m in _INCEPTION)
 ENERGY_METRIC_NAMES = tuple(m.name for m in _ENERGY)
+CLASS_METRIC_NAMES = tuple(m.name for m in _CLASSES)
 
 
-def register_metric(name: str, direction: str | None, needs: str, description: str = "", replace: bool = False):
+def register_metric(name: str, direction: str | None, needs: str, description: str = "", replace: bool = False,
+                    **facts):
     """Function decorator: `@register_metric("sharpness", "higher", "samples")` on `f(inputs) -> float`. A name
-    already registered elsewhere (a built-in, another plug-in) needs `replace=True`."""
+    already registered elsewhere (a built-in, another plug-in) needs `replace=True`. `facts` are the descriptor's
+    other fields (`over_training`, `headline`, `ranking`, `provenance`, `label`; see metrics.base.Metric)."""
 
     def decorate(compute):
+        unknown = sorted(set(facts) - _FACTS)
+        if unknown:
+            raise ConfigError(f"metric {name!r}: unknown field(s) {', '.join(unknown)}; a metric's fields are "
+                              f"{', '.join(sorted(_FACTS))}")
         METRICS.add(name, Metric(name, direction, needs, compute,
-                                 description or (compute.__doc__ or "").strip().split("\n")[0]), replace=replace)
+                                 description or (compute.__doc__ or "").strip().split("\n")[0], **facts),
+                    replace=replace)
         return compute
 
     return decorate
 
 
+_FACTS = {"over_training", "headline", "ranking", "provenance", "label"}
+
+
+def over_training_metrics() -> list[str]:
+    """The metrics scored every --eval-every steps into evaluation.csv: headline ones in their order, then by name."""
+    chosen = [metric for metric in METRICS.all().values() if metric.over_training]
+    return [m.name for m in sorted(chosen, key=lambda m: (m.headline is None, m.headline or 0, m.name))]
+
+
+def headline_order() -> list[str]:
+    """The metrics a reader sees first (tables' headline columns, figures' panels), in their declared order."""
+    shown = [metric for metric in METRICS.all().values() if metric.headline is not None]
+    return [metric.name for metric in sorted(shown, key=lambda metric: metric.headline)]
+
+
+def ranking_order() -> list[str]:
+    """The default ranking's preference: a table ranks by the first of these it holds."""
+    ranked = [metric for metric in METRICS.all().values() if metric.ranking is not None]
+    return [metric.name for metric in sorted(ranked, key=lambda metric: metric.ranking)]
+
+
 __all__ = [
     "METRICS", "Metric", "MetricInputs", "NEEDS", "CLASSIFIER_METRICS", "INCEPTION_METRIC_NAMES",
     "ENERGY_METRIC_NAMES", "MNIST_REFERENCES", "Reference", "parse_metric_names", "register_metric",
+    "over_training_metrics", "headline_order", "ranking_order",
     "score_images", "score_images_with_provenance", "score_image_sets", "provenance", "resolve_device",
     "PRDC_K", "prdc", "precision_recall", "density_coverage", "knn_radii",
     "i_prime", "mnist_is", "classes_covered", "class_kl", "frechet_distance", "feature_statistics", "fid_mnist",
     "DEFAULT_MIN_SHARE", "inception_metrics", "InceptionReference", "reference_cache_key", "resolve_weights_path",
     "to_uint8_rgb", "weights_sha256", "KidSetting", "kid_setting", "compute_metric",
-    "auroc", "heldout_energy",
+    "auroc", "CLASS_METRIC_NAMES", "ClassInputs", "error_percent", "score_classes",
     "MnistClassifier", "load_classifier", "train_classifier", "classifier_log_probs", "classifier_features",
     "classifier_outputs",
     "CLASSIFIER_SHA256", "CLASSIFIER_TEST_ACCURACY", "WeightsMismatchError", "TORCH_FIDELITY_VERSION",
@@ -151,6 +188,13 @@ def score_images_with_provenance(images: torch.Tensor | None, metrics, reference
     return _score(inputs, names)
 
 
+def score_classes(metrics, class_logits: torch.Tensor, labels: torch.Tensor) -> tuple[dict[str, float], dict]:
+    """(scores, provenance) of metrics that need "classes": D's class logits of a labelled test set and its labels."""
+    names = parse_metric_names(metrics)
+    inputs = ClassInputs(class_logits, labels)
+    return {name: compute_metric(METRICS.all()[name], inputs) for name in names}, {"n_test": len(labels)}
+
+
 def score_image_sets(image_sets: list[torch.Tensor], metrics, reference: str | torch.Tensor | Reference =
                      "mnist-test", device: str | torch.device = "cpu", inception_weights=None, data_root=None,
                      cache_dir=None) -> list[tuple[dict[str, float], dict]]:
@@ -194,10 +238,10 @@ def _score(inputs: MetricInputs, names: list[str]) -> tuple[dict[str, float], di
                         classifier="classifier" in inputs.used,
                         reference=ref.name if ref else None, n_reference=ref.n if ref else None,
                         image_shape=tuple(images.shape[1:]) if images is not None else None)
-    if any(name in ("precision", "recall", "density", "coverage") or name.startswith("inception_")
-           for name in names):
+    sources = {source for name in names for source in wanted[name].provenance}
+    if "prdc_k" in sources:
         record["prdc_k"] = PRDC_K
-    if inputs.kid is not None and {"kid", "kid_std"} & set(names):
+    if "kid" in sources and inputs.kid is not None:
         record |= inputs.kid.provenance()
     return scores, record
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ebm_bench.errors import ConfigError, EbmBenchError
-from ebm_bench.files import atomic_write_bytes
+from ebm_bench.files import atomic_write_bytes, sha256_file
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "mnist_classifier.pt"
 
@@ -126,14 +126,6 @@ def state_dict_bytes(model: nn.Module) -> bytes:
     return buffer.getvalue()
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_classifier(path: str | Path | None = None, device: str | torch.device = "cpu",
                     expected_sha256: str | None = CLASSIFIER_SHA256) -> MnistClassifier:
     """The classifier in eval mode, after checking that its weights file has the expected sha256.
@@ -157,7 +149,7 @@ def _load(path: Path, device: torch.device, expected_sha256: str | None) -> Mnis
         raise ConfigError(f"MNIST classifier weights not found at {path}; "
                           "reinstall ebm-bench or run `ebm-bench classifier train --out FILE`")
     if expected_sha256 is not None:
-        actual = file_sha256(path)
+        actual = sha256_file(path)
         if actual != expected_sha256:
             raise WeightsMismatchError(
                 f"MNIST classifier weights {path} have sha256 {actual}, expected {expected_sha256}. "

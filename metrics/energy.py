@@ -8,8 +8,6 @@ separation (e.g. a converged game, or a collapsed discriminator), below 0.5 = in
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import torch
 
@@ -42,23 +40,10 @@ def auroc(energy_real, energy_fake) -> float:
     return float(u_fake / (real.size * fake.size))
 
 
-@torch.no_grad()
-def heldout_energy(energy_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-                   batch_size: int = 500) -> float:
-    """Mean energy of held-out real images (never trained on), evaluated in batches without gradients.
-
-    `energy_fn` maps a batch N x C x H x W to N per-image energies; the images are on its device already.
-    """
-    if len(images) == 0:
-        raise ConfigError("no held-out images to evaluate the energy on")
-    energies = [energy_fn(images[i:i + batch_size]).detach().double().reshape(-1).cpu()
-                for i in range(0, len(images), batch_size)]
-    return torch.cat(energies).mean().item()
-
-
 ENERGY_METRICS = (
     Metric("energy_auroc", None, "energies", lambda inputs: auroc(inputs.energy_real, inputs.energy_fake),
-           "P(E(generated) > E(held-out real)): how well D's energy separates them (a diagnostic)"),
+           "P(E(generated) > E(held-out real)): how well D's energy separates them (a diagnostic)", headline=8,
+           label="AUROC"),
     Metric("energy_heldout_mean", None, "energies", lambda inputs: inputs.energy_real.double().mean().item(),
            "mean energy of held-out real images (a diagnostic, in the method's own units)"),
     Metric("energy_generated_mean", None, "energies", lambda inputs: inputs.energy_fake.double().mean().item(),

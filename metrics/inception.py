@@ -21,7 +21,6 @@ a stale entry is never read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -38,6 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ebm_bench.errors import ConfigError
+from ebm_bench.files import sha256_file
 
 from .base import Metric
 
@@ -243,11 +243,7 @@ def weights_sha256(path: str | Path) -> str:
 
 @lru_cache(maxsize=8)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -370,14 +366,15 @@ INCEPTION_METRIC_OBJECTS = (
     Metric("is", "higher", "inception", lambda inputs: inputs.inception("is"),
            "Inception Score, torch-fidelity (always 1.0 with zeroed-fc weights)"),
     Metric("fid", "lower", "inception", lambda inputs: inputs.inception("fid"),
-           "Frechet Inception Distance to the reference, torch-fidelity"),
+           "Frechet Inception Distance to the reference, torch-fidelity", headline=6, ranking=2, label="FID"),
     Metric("kid", "lower", "inception", lambda inputs: inputs.inception("kid"),
-           "Kernel Inception Distance to the reference (mean of subsets), torch-fidelity"),
+           "Kernel Inception Distance to the reference (mean of subsets), torch-fidelity",
+           provenance=("kid",)),
     Metric("is_std", None, "inception", lambda inputs: inputs.inception("is_std"),
            "standard deviation of the Inception Score over its 10 splits, torch-fidelity"),
     Metric("kid_std", None, "inception", lambda inputs: inputs.inception("kid_std"),
-           "standard deviation of KID over its subsets, torch-fidelity"),
+           "standard deviation of KID over its subsets, torch-fidelity", provenance=("kid",)),
     *(Metric(f"inception_{name}", "higher", "inception", lambda inputs, name=name: inputs.inception(
-        f"inception_{name}"), f"{name} (k={PRDC_K}) on Inception pool3 features") for name in
+        f"inception_{name}"), f"{name} (k={PRDC_K}) on Inception pool3 features", provenance=("prdc_k",)) for name in
       ("precision", "recall", "density", "coverage")),
 )

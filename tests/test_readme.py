@@ -95,7 +95,8 @@ def test_readme_metric_example_is_evaluated_and_ranked(tmp_path, mnist_root, cap
 
 def test_readme_quality_over_training_example_runs(tmp_path, mnist_root, capsys):
     assert "ebm-bench run --methods ebgan,began --steps 2000 --eval-every 500" in README
-    example = "ebm-bench leaderboard runs/ --rank-by fid_mnist.drop --metrics fid_mnist,fid_mnist.best,fid_mnist.drop"
+    example = ("ebm-bench leaderboard runs/ --rank-by fid_mnist.last_k_mean "
+               "--metrics fid_mnist,fid_mnist.last_k_mean,fid_mnist.drop")
     assert example in README
     runs = str(tmp_path / "runs")
     assert main(["run", "--methods", "ebgan,began", "--eval-every", "3", "--eval-every-n", "64",
@@ -103,4 +104,4 @@ def test_readme_quality_over_training_example_runs(tmp_path, mnist_root, capsys)
     capsys.readouterr()
     assert main(["leaderboard", runs, *example.split()[3:], "--format", "csv"]) == 0
     table = capsys.readouterr().out
-    assert table.splitlines()[0].startswith("rank,dataset,budget,method") and "fid_mnist.drop_mean" in table
+    assert table.splitlines()[0].startswith("rank,dataset,budget,method") and "fid_mnist.last_k_mean_mean" in table

@@ -81,7 +81,7 @@ FLAG_SETTINGS = ("dataset", "data_root", "out", "device", "batch_size", "image_s
                  "size_g", "n_layer_d", "size_d", "dropout_d", "optimizer_g", "optimizer_d", "lr", "lr_g", "lr_d",
                  "beta1", "beta2", "log_every", "checkpoint_every", "holdout", "eval_n", "inception_n",
                  "inception_weights", "steps", "images", "seconds", "metrics", "matmul", "cuda_graphs",
-                 "eval_every", "eval_every_n")
+                 "eval_every", "eval_every_n", "labels")
 
 
 def add_config_arguments(p, config_flags: tuple[str, ...] = ("--config",)) -> None:
@@ -133,6 +133,9 @@ def add_config_arguments(p, config_flags: tuple[str, ...] = ("--config",)) -> No
     logs.add_argument("--log-every", type=int, help="steps between trajectory rows (default: 100)")
     logs.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: 1000)")
     logs.add_argument("--holdout", type=int, help="training images held out for energy evaluation (default: 5000)")
+    p.add_argument("--labels", type=int, metavar="N",
+                   help="semi-supervised: N labelled training images, balanced over the classes and drawn by the "
+                        "seed; each batch adds as many labelled images (datasets with labels: pi-mnist)")
     scores = p.add_argument_group("end-of-run scores")
     scores.add_argument("--eval-n", type=int, help="samples scored with the MNIST-classifier metrics "
                                                    f"(default {RunConfig().eval_n}; 0: off)")

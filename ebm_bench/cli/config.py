@@ -8,7 +8,6 @@ reproduces it: `ebm-bench run --config that.toml`.
 from __future__ import annotations
 
 from ebm_bench.config import toml_dumps
-from ebm_bench.sweep import resolve_defaults
 
 from .common import add_config_arguments, add_grid_arguments, command_parser, emit, plan_of
 
@@ -34,7 +33,7 @@ def add_parser(subparsers) -> None:
 
 def run_text(config, number: int) -> str:
     """One run as a --config file: its header comment, then the nested TOML."""
-    data = resolve_defaults(config).to_dict()
+    data = config.to_dict()  # planned configs are resolved (ebm_bench.resolve)
     return f"# run {number}: {config.method} seed {config.seed}\n{toml_dumps(data)}\n"
 
 

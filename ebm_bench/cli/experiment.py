@@ -13,6 +13,7 @@ from ebm_bench.stats import format_significant
 from ebm_bench.sweep import parse_threads, parse_time_limit
 
 from .common import add_threads_argument, load_plugins
+from .sweep import sweep_main
 
 
 def add_parser(subparsers) -> None:
@@ -44,6 +45,9 @@ def add_parser(subparsers) -> None:
                    help="train only the packs predicted to end inside this time (9m, 540s, 1.5h, or @T in Unix "
                         "seconds), one deadline for the pilot and every group (see `ebm-bench sweep --time-limit`); "
                         "the same command again continues")
+    r.add_argument("--no-plots", action="store_true",
+                   help="accepted as `ebm-bench sweep` takes it (benchmarks/gpu.sh campaign passes it to a make.sh): "
+                        "an experiment's runs never plot")
     r.set_defaults(func=run_command)
     d = actions.add_parser("render", help="write analysis.md and analysis.csv beside the spec",
                            description="Match the records to the declared runs, test each hypothesis (raw and "
@@ -76,7 +80,7 @@ def run_command(args) -> int:
     load_plugins(args.plugin)
     machine = _machine(args)
     experiment = load_experiment(args.spec, machine)
-    code = run_experiment(experiment, args, machine, Path(args.out) if args.out else None)
+    code = run_experiment(experiment, args, machine, Path(args.out) if args.out else None, sweep_main)
     if not args.dry_run:
         print(f"experiment {experiment.name}: render its analysis with `ebm-bench experiment render {args.spec}`")
     return code

@@ -14,9 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.leaderboard import (DEFAULT_RANKING, check_alpha, compare_methods, compare_tables, default_rank_by,
+from ebm_bench.leaderboard import (check_alpha, compare_methods, compare_tables, default_rank_by,
                                    display_rows, headline_metrics, leaderboard_from_runs, load_table, render,
                                    table_metrics)
+from ebm_bench.metrics import ranking_order
+from ebm_bench.table import TextTable
 
 from .common import emit, load_plugins, method_list
 
@@ -35,7 +37,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--format", choices=FORMATS, default="rich")
     p.add_argument("--metrics", help="comma-separated metrics (default: every metric the records hold)")
     p.add_argument("--rank-by", help="metric to rank by, in its own direction (default: the first of "
-                                     f"{', '.join(DEFAULT_RANKING)} the records hold)")
+                                     f"{', '.join(ranking_order())} the records hold)")
     p.add_argument("--columns", choices=VIEWS, default="headline",
                    help="terminal view (--format rich): headline (rank, method, variant, seeds and the primary "
                         "scores, or those of --metrics) or all; the other formats hold every column")
@@ -279,7 +281,6 @@ def compare_command(args) -> int:
     elif args.format == "csv":
         emit(render(comparison, "csv"), None)
     else:
-        lines = ["| " + " | ".join(comparison.columns) + " |", "|" + "---|" * len(comparison.columns)]
-        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in comparison.itertuples(index=False)]
-        emit("\n".join(lines) + "\n", None)
+        emit(TextTable([str(c) for c in comparison.columns],
+                       [[str(v) for v in row] for row in comparison.itertuples(index=False)]).render(args.format), None)
     return 0

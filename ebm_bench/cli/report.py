@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ebm_bench.leaderboard import DEFAULT_RANKING
+from ebm_bench.metrics import ranking_order
 from ebm_bench.report import write_report
 
 from .common import load_plugins, method_list
@@ -20,7 +20,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default="report", help="folder for index.html (default: report)")
     p.add_argument("--metrics", help="comma-separated leaderboard metrics (default: every metric the records hold)")
     p.add_argument("--rank-by", help="metric to rank by (default, as `ebm-bench leaderboard`: the first of "
-                                     f"{', '.join(DEFAULT_RANKING)} the records hold)")
+                                     f"{', '.join(ranking_order())} the records hold)")
     p.add_argument("--reference", default="auto",
                    help="real-data reference row: auto (as `ebm-bench leaderboard`), none")
     p.add_argument("--data-root", help="where MNIST is, for the reference row (default: as for `run`)")

@@ -15,8 +15,9 @@ import torch
 from ebm_bench.errors import ConfigError
 from ebm_bench.registry import Registry, describe, source
 
-from . import celeba, folder, gaussians, lsun, mnist
-from .loading import TensorBatches
+from . import celeba, folder, gaussians, lsun, mnist, pi_mnist
+from .loading import (UNLABELLED, LabelledBatch, SemiSupervisedBatches, TensorBatches, balanced_subset,
+                      labelled_subset_seed, semi_supervised)
 from .spec import DatasetSpec, ImageArrays, Loader, TrainingData, default_data_root, to_unit_range
 
 
@@ -83,13 +84,14 @@ def _by(shape: tuple[int, ...]) -> str:
 DATASETS: Registry[DatasetSpec] = Registry(
     "dataset", _check, lambda name, loaded: loaded if isinstance(loaded, DatasetSpec) else None,
     {spec.name: spec for spec in (mnist.SPEC, celeba.SPEC, lsun.SPEC, lsun.PATCHES_SPEC, folder.SPEC,
-                                  gaussians.SPEC)},
+                                  gaussians.SPEC, pi_mnist.SPEC)},
     origin=lambda spec: spec.load)
 
 
 def register_dataset(name: str, *, image_sizes: tuple[int, ...], channels: int, description: str = "",
                      default_arch: str = "mlp", reference: str = "holdout", classifier: bool = False,
-                     preset: str | None = None, replace: bool = False):
+                     preset: str | None = None, option_defaults: dict[str, Any] | None = None,
+                     replace: bool = False):
     """Function decorator on a loader `load(root, image_size, batch_size, seed, holdout, device, download)` that
     returns TrainingData; makes it available as `--dataset name`. A name already registered elsewhere (a
     built-in) needs `replace=True`."""
@@ -98,7 +100,7 @@ def register_dataset(name: str, *, image_sizes: tuple[int, ...], channels: int, 
         DATASETS.add(name, DatasetSpec(
             name=name, description=description or (load.__doc__ or "").strip().split("\n")[0], load=load,
             image_sizes=tuple(image_sizes), channels=channels, default_arch=default_arch, reference=reference,
-            classifier=classifier, preset=preset), replace=replace)
+            classifier=classifier, preset=preset, option_defaults=dict(option_defaults or {})), replace=replace)
         return load
 
     return decorate
@@ -108,5 +110,6 @@ def get_dataset(name: str) -> DatasetSpec:
     return DATASETS.get(name)
 
 
-__all__ = ["CheckedLoader", "DATASETS", "DatasetSpec", "ImageArrays", "TensorBatches", "TrainingData",
-           "default_data_root", "get_dataset", "register_dataset", "to_unit_range"]
+__all__ = ["CheckedLoader", "DATASETS", "DatasetSpec", "ImageArrays", "LabelledBatch", "SemiSupervisedBatches",
+           "TensorBatches", "TrainingData", "UNLABELLED", "balanced_subset", "default_data_root", "get_dataset",
+           "labelled_subset_seed", "register_dataset", "semi_supervised", "to_unit_range"]

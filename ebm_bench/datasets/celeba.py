@@ -80,4 +80,5 @@ def load_celeba(root: Path, image_size: int, batch_size: int, seed: int, holdout
 
 SPEC = DatasetSpec(
     name="celeba", description="CelebA aligned faces, 3x64x64 (178x178 centre crop); official train split, valid held "
-    "out", load=load_celeba, image_sizes=(IMAGE_SIZE,), channels=3, default_arch="dcgan", preset="dcgan-64")
+    "out", load=load_celeba, image_sizes=(IMAGE_SIZE,), channels=3, default_arch="dcgan", preset="dcgan-64",
+    option_defaults={"margin": 20.0})  # the paper's CelebA margin

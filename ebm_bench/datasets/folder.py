@@ -51,4 +51,5 @@ def load_folder(root: Path, image_size: int, batch_size: int, seed: int, holdout
 
 SPEC = DatasetSpec(
     name="folder", description="any folder of images under <data-root>/folder, 3x64x64 centre crops; last files held "
-    "out", load=load_folder, image_sizes=(IMAGE_SIZE,), channels=3, default_arch="dcgan", preset="dcgan-64")
+    "out", load=load_folder, image_sizes=(IMAGE_SIZE,), channels=3, default_arch="dcgan", preset="dcgan-64",
+    option_defaults={"margin": 20.0})  # CelebA's: a folder of 64x64 RGB images is most often faces or objects

@@ -11,8 +11,10 @@ next batch (batches prefetched but not consumed before the checkpoint are simply
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import weakref
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
@@ -99,6 +101,90 @@ class TensorBatches:
         self._order_on_device = self._to_device(self.order)
         self.epoch = state["epoch"]
         self.position = state["position"]
+
+
+@dataclass
+class LabelledBatch:
+    """A semi-supervised training batch: images (float in [-1, 1]) and one class per image, -1 where unlabelled."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+UNLABELLED = -1
+
+
+def labelled_subset_seed(seed: int) -> int:
+    """The seed of a run's labelled subset: a stream of its own, derived from the run seed (a fixed affine map, so
+    that the subset depends on nothing else a run draws)."""
+    return (seed * 6364136223846793005 + 1442695040888963407) % 2**63
+
+
+def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Indices (sorted) of n images, n / C of each of the C classes in `labels`, drawn by `seed`."""
+    classes = torch.unique(labels.cpu())
+    if n % len(classes):
+        raise ConfigError(f"--labels {n} is not a multiple of the {len(classes)} classes: the labelled subset is "
+                          f"balanced; use e.g. --labels {max(len(classes), n - n % len(classes))}")
+    per_class = n // len(classes)
+    generator = torch.Generator().manual_seed(labelled_subset_seed(seed))
+    chosen = []
+    for c in classes.tolist():
+        members = (labels.cpu() == c).nonzero().flatten()
+        if per_class > len(members):
+            raise ConfigError(f"--labels {n} asks for {per_class} images of class {c}, but the training set has "
+                              f"{len(members)}; use --labels {len(classes) * len(members)} or fewer")
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    return torch.cat(chosen).sort().values
+
+
+class SemiSupervisedBatches:
+    """Batches of `batch_size` labelled images followed by `batch_size` unlabelled ones (labels -1).
+
+    The unlabelled stream is the whole training set, in the order an unsupervised run of the same seed sees it; the
+    labelled stream cycles through the balanced subset (`balanced_subset`) in its own seeded order. An epoch is
+    one pass of the unlabelled stream."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, n_labelled: int, batch_size: int, seed: int,
+                 device: torch.device):
+        if len(labels) != len(images):
+            raise ConfigError(f"the dataset gave {len(labels)} labels for {len(images)} training images")
+        if n_labelled > len(images):
+            raise ConfigError(f"--labels {n_labelled} exceeds the training set ({len(images)} images); use "
+                              f"--labels {len(images)} or fewer")
+        if n_labelled < batch_size:
+            raise ConfigError(f"--labels {n_labelled} is below the batch size {batch_size}: each step takes a batch "
+                              f"of labelled images; use --labels {batch_size} or more, or a smaller --batch-size")
+        self.images = images  # every training image, uint8 (the unlabelled stream, and D's calibration set)
+        self.subset = balanced_subset(labels, n_labelled, seed)
+        self.unlabelled = TensorBatches(images, batch_size, seed, device)
+        self.labelled = TensorBatches(images[self.subset], batch_size, labelled_subset_seed(seed), device)
+        self.subset_labels = labels.cpu()[self.subset].long().to(device)
+        self.batches_per_epoch = self.unlabelled.batches_per_epoch
+        self.no_labels = torch.full((batch_size,), UNLABELLED, dtype=torch.long, device=device)
+
+    def next(self) -> LabelledBatch:
+        index = self.labelled.next_index()
+        labelled = to_unit_range(self.labelled.images[index])
+        return LabelledBatch(images=torch.cat([labelled, self.unlabelled.next()]),
+                             labels=torch.cat([self.subset_labels[index], self.no_labels]))
+
+    def state_dict(self) -> dict:
+        return {"labelled": self.labelled.state_dict(), "unlabelled": self.unlabelled.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.labelled.load_state_dict(state["labelled"])
+        self.unlabelled.load_state_dict(state["unlabelled"])
+
+
+def semi_supervised(data: TrainingData, dataset: str, n_labelled: int, batch_size: int, seed: int,
+                    device: torch.device) -> TrainingData:
+    """`data` with its batches made semi-supervised (`SemiSupervisedBatches`): what --labels N trains on."""
+    if data.labels is None or not isinstance(data.batches, TensorBatches):
+        raise ConfigError(f"dataset {dataset!r} has no labelled training images, so --labels does not apply; use "
+                          "--dataset pi-mnist, or leave --labels out")
+    batches = SemiSupervisedBatches(data.batches.images, data.labels, n_labelled, batch_size, seed, device)
+    return dataclasses.replace(data, batches=batches)
 
 
 def num_workers() -> int:

@@ -202,8 +202,9 @@ def load_lsun_bedroom_patches(root: Path, image_size: int, batch_size: int, seed
 
 SPEC = DatasetSpec(
     name="lsun-bedroom", description="LSUN bedroom (LMDB), 3x64x64 centre crops; needs the lmdb package",
-    load=load_lsun_bedroom, image_sizes=(IMAGE_SIZE,), channels=3, default_arch="dcgan", preset="dcgan-64")
+    load=load_lsun_bedroom, image_sizes=(IMAGE_SIZE,), channels=3, default_arch="dcgan", preset="dcgan-64",
+    option_defaults={"margin": 80.0})  # the paper's LSUN margin
 PATCHES_SPEC = DatasetSpec(
     name="lsun-bedroom-patches", description="LSUN bedroom as random 64x64 patches of 96x96 images (the paper's "
     "augmented set)", load=load_lsun_bedroom_patches, image_sizes=(IMAGE_SIZE,), channels=3, default_arch="dcgan",
-    preset="dcgan-64")
+    preset="dcgan-64", option_defaults={"margin": 80.0})

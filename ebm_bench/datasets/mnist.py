@@ -106,4 +106,4 @@ def load_mnist_training(root: Path, image_size: int, batch_size: int, seed: int,
 SPEC = DatasetSpec(
     name="mnist", description="MNIST digits, 1x32x32 (zero-padded; 28 optional), 55k train + 5k held out",
     load=load_mnist_training, image_sizes=(32, 28), channels=1, default_arch="mlp", reference="mnist-test",
-    classifier=True)
+    classifier=True, option_defaults={"margin": 10.0})  # the paper's MNIST margin

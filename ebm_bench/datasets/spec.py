@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -59,6 +60,10 @@ class TrainingData:
     image_shape: tuple[int, int, int]
     n_train: int
     sha256: str  # of the exact data used (train and held-out together), or a cheap fingerprint of it
+    # Labelled datasets (pi-mnist) only: the class of each training image, in the order of `batches.images` (what
+    # --labels draws its labelled subset from), and the labelled test split a classifier D is scored on.
+    labels: torch.Tensor | None = None
+    test: ImageArrays | None = None
 
 
 # load(root, image_size, batch_size, seed, holdout, device, download) -> TrainingData
@@ -78,6 +83,9 @@ class DatasetSpec:
     reference: str = "holdout"  # what FID-type metrics compare against: "holdout" or a named set ("mnist-test")
     classifier: bool = False  # whether the pinned MNIST classifier's metrics apply (1 x 28/32 digits)
     preset: str | None = None  # the preset whose optimiser a run uses when none is given (None: Adam 1e-3)
+    # values of method options that depend on the data, for methods that leave them to it (declared None): EBGAN's
+    # margin is in the energy's units, which scale with the image (the paper's MNIST 10, CelebA 20, LSUN 80)
+    option_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def optim(self) -> OptimConfig:
         """The optimiser a run on this dataset starts from: its preset's, else the paper's MNIST Adam 1e-3."""

@@ -394,9 +394,58 @@ def _quadratic(h: Hypothesis, pool: pd.DataFrame, cache: dict) -> Result:
 
 # -- the budget a rule picks -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class Plateau:
+    """One level's plateau (rule plateau, per level of `by`): where its mean curve settles."""
+
+    level: Any  # the level of `by` (None: every pilot run)
+    runs: int  # finished runs in its mean
+    diverged: int  # its runs left out of the mean
+    start: float  # the first evaluation step from which the mean stays within the tolerance of its last value
+    last_step: float
+    last_mean: float
+
+    @property
+    def still_moving(self) -> bool:
+        """The mean settles only at the last evaluation: no plateau inside the pilot."""
+        return self.start >= self.last_step
+
+
+@dataclass(frozen=True)
 class BudgetChoice:
     budget: dict[str, Any]
     text: str
+    plateaus: tuple[Plateau, ...] = ()  # rule plateau: one per level of `by` (one when there is no `by`)
+    set_by: Any = None  # the level whose plateau start set the budget
+
+
+def plateau_start(means: np.ndarray, tolerance: float) -> int:
+    """The index of the first evaluation from which every mean is within `tolerance` (relative) of the last one."""
+    close = np.abs(means - means[-1]) <= tolerance * abs(means[-1])
+    start = len(means) - 1
+    while start > 0 and close[start - 1]:
+        start -= 1
+    return start
+
+
+def rounded_budget(start: float, multiple: int, longest: float) -> int:
+    """A plateau start rounded up to a multiple of `multiple`, never past `longest` (the pilot's budget): a budget
+    longer than the pilot's runs would be one no pilot run has seen."""
+    return int(min(math.ceil(start / multiple) * multiple, longest))
+
+
+def _curves(runs: pd.DataFrame, metric: str, where: str) -> tuple[list[float], pd.DataFrame]:
+    """The curves of `runs` (one row each) over the evaluation steps they all share."""
+    curves = [pd.Series(*reversed(read_curve(row["run_dir"], metric))) for _, row in runs.iterrows()]
+    steps = sorted(set.intersection(*(set(c.index) for c in curves)))
+    if not steps:
+        raise ConfigError(f"the pilot's runs {where} share no evaluation step; give them one eval_every")
+    return steps, pd.DataFrame([c.reindex(steps).to_numpy() for c in curves], columns=steps)
+
+
+def _pilot_longest(experiment: Experiment, last_step: float) -> float:
+    """The pilot's longest budget in steps (its last evaluation when it is declared in images or seconds)."""
+    steps = [p.own.settings["steps"] for p in experiment.rule.pilots if "steps" in p.own.settings]
+    return float(max(steps)) if steps else last_step
 
 
 def declared_budget(experiment: Experiment, machine: dict[str, Any] | None = None) -> BudgetChoice:
@@ -417,37 +466,64 @@ def declared_budget(experiment: Experiment, machine: dict[str, Any] | None = Non
     finished = matched.runs[matched.runs["status"] == "finished"]
     if finished.empty:
         raise ConfigError(f"every pilot run in {rule.records} diverged: the rule has no evaluations to read")
-    curves = [pd.Series(*reversed(read_curve(row["run_dir"], rule.metric))) for _, row in finished.iterrows()]
-    steps = sorted(set.intersection(*(set(c.index) for c in curves)))
-    if not steps:
-        raise ConfigError(f"the pilot's runs in {rule.records} share no evaluation step; give them one eval_every")
-    table = pd.DataFrame([c.reindex(steps).to_numpy() for c in curves], columns=steps)
-    better_low = metric_direction(rule.metric) == "lower"
-    if rule.rule == "order_stable":
-        levels = finished[rule.by].map(_norm).to_numpy()
-        means = table.groupby(levels).mean()
-        orders = [tuple(means[step].sort_values(ascending=better_low, kind="stable").index) for step in steps]
-        start = len(steps) - 1
-        while start > 0 and orders[start - 1] == orders[-1]:
-            start -= 1
-        order = ", ".join(_fmt_level(level) for level in orders[-1])
-        why = (f"the order of {rule.by} by mean {rule.metric} ({order}, best first) holds from step "
-               f"{steps[start]:g} to the pilot's last evaluation, {steps[-1]:g}")
-    else:
-        means = table.mean(axis=0).to_numpy()
-        close = np.abs(means - means[-1]) <= rule.tolerance * abs(means[-1])
-        start = len(steps) - 1
-        while start > 0 and close[start - 1]:
-            start -= 1
-        why = (f"the mean {rule.metric} stays within {rule.tolerance:g} (relative) of its last value "
-               f"({format_significant(means[-1])}) from step {steps[start]:g} on")
-    amount = int(steps[start])
     seeds = ", ".join(str(s) for s in sorted(set(declared["seed"])))
     excluded = len(matched.runs) - len(finished)
     note = f"; {excluded} diverged pilot run(s) left out" if excluded else ""
     where = _relative(rule.records, experiment.folder)
-    return BudgetChoice({"steps": amount}, f"{amount} steps, picked by rule {rule.rule} from the pilot "
-                                           f"({len(finished)} runs, seeds {seeds}, in {where}/): {why}{note}")
+    source = f"from the pilot ({len(finished)} runs, seeds {seeds}, in {where}/)"
+    if rule.rule == "plateau":
+        return _plateau_budget(experiment, matched.runs, f"{source}: ", note)
+    steps, table = _curves(finished, rule.metric, f"in {rule.records}")
+    better_low = metric_direction(rule.metric) == "lower"
+    levels = finished[rule.by].map(_norm).to_numpy()
+    means = table.groupby(levels).mean()
+    orders = [tuple(means[step].sort_values(ascending=better_low, kind="stable").index) for step in steps]
+    start = len(steps) - 1
+    while start > 0 and orders[start - 1] == orders[-1]:
+        start -= 1
+    order = ", ".join(_fmt_level(level) for level in orders[-1])
+    why = (f"the order of {rule.by} by mean {rule.metric} ({order}, best first) holds from step "
+           f"{steps[start]:g} to the pilot's last evaluation, {steps[-1]:g}")
+    amount = int(steps[start])
+    return BudgetChoice({"steps": amount}, f"{amount} steps, picked by rule {rule.rule} {source}: {why}{note}")
+
+
+def _plateau_budget(experiment: Experiment, runs: pd.DataFrame, source: str, note: str) -> BudgetChoice:
+    """Rule plateau: each level's mean curve (of `by`; one level without it) settles at its plateau start; the
+    budget is the latest start, rounded up."""
+    rule = experiment.rule
+    levels = runs[rule.by].map(_norm) if rule.by else pd.Series(None, index=runs.index, dtype=object)
+    plateaus = []
+    for level in sorted(set(levels), key=lambda v: (v is None, str(v))):
+        mine = runs[levels.map(lambda v: same_value(v, level))]
+        finished = mine[mine["status"] == "finished"]
+        label = f"with {rule.by} = {_fmt_level(level)}" if rule.by else f"in {rule.records}"
+        if finished.empty:
+            raise ConfigError(f"every pilot run {label} diverged: rule plateau has no mean curve for it; declare a "
+                              "pilot whose levels each have a finished run")
+        steps, table = _curves(finished, rule.metric, label)
+        means = table.mean(axis=0).to_numpy()
+        start = plateau_start(means, rule.tolerance)
+        plateaus.append(Plateau(level, len(finished), len(mine) - len(finished), steps[start], steps[-1], means[-1]))
+    setter = max(plateaus, key=lambda p: p.start)  # the first of the latest, in the levels' order
+    longest = _pilot_longest(experiment, max(p.last_step for p in plateaus))
+    amount = rounded_budget(setter.start, rule.round_up, longest)
+    rounding = f", rounded up to a multiple of {rule.round_up}" if rule.round_up > 1 else ""
+    within = f"the mean {rule.metric} stays within {rule.tolerance:g} (relative) of its last value"
+    if rule.by:
+        each = "; ".join(f"{_fmt_level(p.level)} from step {p.start:g} (last {format_significant(p.last_mean)})"
+                         for p in plateaus)
+        latest = " and ".join(f"{_fmt_level(p.level)}'s" for p in plateaus if p.start == setter.start)
+        why = f"per {rule.by}, {within}: {each}; the latest, {latest}, sets the budget{rounding}"
+    else:
+        why = f"{within} ({format_significant(setter.last_mean)}) from step {setter.start:g} on{rounding}"
+    moving = [p for p in plateaus if p.still_moving]
+    if moving:
+        who = ", ".join(_fmt_level(p.level) for p in moving) if rule.by else "the pilot's"
+        why += (f"; {who} mean curve was still moving at the last evaluation ({moving[0].last_step:g}): no plateau "
+                "inside the pilot, so the budget is the pilot's own")
+    return BudgetChoice({"steps": amount}, f"{amount} steps, picked by rule plateau {source}{why}{note}",
+                        tuple(plateaus), setter.level)
 
 
 def _relative(path: Path, folder: Path) -> str:
@@ -492,6 +568,11 @@ def analyse(experiment: Experiment, records: pd.DataFrame | None = None, machine
             ) -> Analysis:
     """The experiment's analysis from `records` (default: the records folder the spec names)."""
     budget = declared_budget(experiment, machine)
+    if experiment.pilot_only:  # nothing but the rule: the declaration is dated by the pilot's runs
+        pilot = load_folder(experiment.rule.records)
+        created = pilot["manifest.created"].tolist() if "manifest.created" in pilot else [None] * len(pilot)
+        nothing = Matched(experiment.declared.assign(status=np.nan), key_names(experiment), 0)
+        return Analysis(experiment, budget, nothing, declaration(experiment.path, created), [])
     declared = with_budget(experiment, budget.budget) if experiment.rule else experiment.declared
     records = load_folder(experiment.records) if records is None else records
     matched = match_records(declared, records, key_names(experiment)) if not records.empty else \
@@ -572,8 +653,41 @@ def _row(cells) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
+def _plateau_table(budget: BudgetChoice, rule) -> list[str]:
+    """Each level's plateau start (rule plateau), and which one set the budget."""
+    if not budget.plateaus:
+        return []
+    level = rule.by or "pilot"
+    latest = max(p.start for p in budget.plateaus)
+    rows = [f"| {level} | finished runs | diverged (left out) | mean {rule.metric} at the last evaluation | "
+            "plateau starts at step | still moving | sets the budget |", "|---|---|---|---|---|---|---|"]
+    for p in budget.plateaus:
+        rows.append(_row([_fmt_level(p.level) if rule.by else "all", p.runs, p.diverged,
+                          f"{format_significant(p.last_mean)} (step {p.last_step:g})", f"{p.start:g}",
+                          "yes" if p.still_moving else "no", "yes" if p.start == latest else ""]))
+    return rows + [""]
+
+
+def _render_pilot(analysis: Analysis) -> str:
+    """A pilot-only spec's analysis: the budget its rule picks, level by level."""
+    experiment, budget = analysis.experiment, analysis.budget
+    rule = experiment.rule
+    pilots = ", ".join(p.name for p in rule.pilots)
+    lines = [f"# {experiment.name}: budget pilot", ""]
+    if experiment.description:
+        lines += [experiment.description.strip(), ""]
+    lines += [f"- {analysis.declaration.header()}.",
+              f"- Pilot: {len(pilot_runs(experiment, {}))} declared runs in {len(rule.pilots)} sweep(s) ({pilots}).",
+              f"- Budget: {budget.text}.",
+              "- A pilot tests no hypothesis: it picks the budget of the runs that will.",
+              "- Generated by `ebm-bench experiment render` from the spec and the records; do not edit.", ""]
+    return "\n".join(lines + _plateau_table(budget, rule)) + "\n"
+
+
 def render_markdown(analysis: Analysis) -> str:
     experiment, matched = analysis.experiment, analysis.matched
+    if experiment.pilot_only:
+        return _render_pilot(analysis)
     recorded = matched.recorded
     correction = CORRECTION_NAMES[experiment.correction]
     finished = int((recorded["status"] == "finished").sum())
@@ -592,8 +706,9 @@ def render_markdown(analysis: Analysis) -> str:
               f"- Primary score, per run: {experiment.score.describe()}; a diverged run {diverged}.",
               f"- Family: the {family} below, {correction}-adjusted together, decided at alpha = "
               f"{experiment.alpha:g}. Exploratory analyses are not in the family and decide nothing.",
-              "- Generated by `ebm-bench experiment render` from the spec and the records; do not edit.", "",
-              "## Confirmatory hypotheses", "",
+              "- Generated by `ebm-bench experiment render` from the spec and the records; do not edit.", ""]
+    lines += _plateau_table(analysis.budget, experiment.rule)
+    lines += ["## Confirmatory hypotheses", "",
               f"| id | hypothesis | test | n | statistic | effect [95% interval] | p | p ({correction}) | decision |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in analysis.confirmatory:

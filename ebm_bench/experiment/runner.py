@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from rich.console import Console
 
@@ -13,11 +13,11 @@ from ebm_bench.errors import ConfigError
 from ebm_bench.files import atomic_write_bytes, read_json, write_json
 from ebm_bench.record import CHECKPOINT, LOCK, RESULT
 from ebm_bench.runs import existing_result
-from ebm_bench.sweep import Plan, sweep_main
+from ebm_bench.sweep import Plan
 
 from .analysis import declared_budget
 from .provenance import declaration
-from .spec import Experiment, plan_group, plan_groups
+from .spec import Experiment, pilot_plans, plan_groups
 
 LEFT_OUT = (CHECKPOINT, LOCK)  # a records folder keeps what a run recorded, not what resumes it
 
@@ -38,18 +38,26 @@ def copy_records(run_dirs: list[str], into: Path) -> int:
     return copied
 
 
-def run_experiment(experiment: Experiment, args, machine: dict[str, Any], out: Path | None) -> int:
-    """Train the pilot (when a rule picks the budget), then every declared run. `out`: where the runs train (None:
-    the spec's records folder, and the pilot's); records trained elsewhere are copied into those folders."""
+# sweep(args, plan, name, source) -> exit code: how a planned group of runs is trained and reported (the CLI's
+# `ebm-bench sweep`, ebm_bench.cli.sweep.sweep_main, handed in by `ebm-bench experiment run`)
+Sweep = Callable[[Any, Plan, str, str], int]
+
+
+def run_experiment(experiment: Experiment, args, machine: dict[str, Any], out: Path | None, sweep: Sweep) -> int:
+    """Train the pilot (when a rule picks the budget), then every declared run, each group through `sweep`. `out`:
+    where the runs train (None: the spec's records folder, and the pilot's); records trained elsewhere are copied
+    into those folders."""
     source = str(experiment.path)
     code = 0
     if not args.dry_run:
         _note_declaration(experiment, out or experiment.records)
     if experiment.rule is not None:
         rule = experiment.rule
-        pilot_out = out / "pilot" if out else rule.records
-        plan = plan_group(experiment.path, rule.pilot, {}, {**machine, "out": str(pilot_out)})
-        code = max(code, _sweep(args, plan, f"{experiment.name}-pilot", source, pilot_out, rule.records))
+        # a pilot-only spec's runs are its runs: in `out` itself, as any experiment's (benchmarks/gpu.sh exports them)
+        pilot_out = (out if experiment.pilot_only else out / "pilot") if out else rule.records
+        for group, plan in pilot_plans(experiment, {**machine, "out": str(pilot_out)}):
+            name = group.name if experiment.pilot_only else f"{experiment.name}-{group.name}"
+            code = max(code, _sweep(sweep, args, plan, name, source, pilot_out, rule.records))
         try:
             picked = declared_budget(experiment, machine)
         except ConfigError:
@@ -58,8 +66,8 @@ def run_experiment(experiment: Experiment, args, machine: dict[str, Any], out: P
             if not args.dry_run:  # the time limit ended before the pilot did: nothing else can start
                 print("the pilot has not ended inside --time-limit; run the same command again to continue")
                 return code
-            print(f"budget: picked by rule {rule.rule} once the pilot has run; the main runs are listed with the "
-                  "pilot's budget")
+            print(f"budget: picked by rule {rule.rule} once the pilot has run"
+                  + ("" if experiment.pilot_only else "; the main runs are listed with the pilot's budget"))
             budget = None
         else:
             print(f"budget: {picked.text}")
@@ -68,7 +76,7 @@ def run_experiment(experiment: Experiment, args, machine: dict[str, Any], out: P
         budget = experiment.budget
     main_out = out or experiment.records
     for group, plan in plan_groups(experiment, {**machine, "out": str(main_out)}, budget):
-        code = max(code, _sweep(args, plan, group.name, source, main_out, experiment.records))
+        code = max(code, _sweep(sweep, args, plan, group.name, source, main_out, experiment.records))
     return code
 
 
@@ -88,10 +96,10 @@ def _note_declaration(experiment: Experiment, out: Path) -> None:
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
-def _sweep(args, plan: Plan, name: str, source: str, out: Path, records: Path) -> int:
-    """One group's runs through `sweep_main`, in `out`; their records copied into `records` when that is elsewhere
+def _sweep(sweep: Sweep, args, plan: Plan, name: str, source: str, out: Path, records: Path) -> int:
+    """One group's runs through `sweep`, in `out`; their records copied into `records` when that is elsewhere
     (the runs of this sweep only, as its summary names them: `out` may hold others)."""
-    code = sweep_main(args, plan, name, source)
+    code = sweep(args, plan, name, source)
     if not args.dry_run and out.resolve() != records.resolve():
         summary = read_json(out / f"sweep-{name}.json")
         copy_records([run["run_dir"] for run in summary["runs"] if run.get("run_dir")], records)

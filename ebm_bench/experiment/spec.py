@@ -21,7 +21,7 @@ import pandas as pd
 from ebm_bench.config import BUDGET_KINDS, ConfigFile, MLPConfig, OptimConfig, RunConfig, config_file, read_config
 from ebm_bench.config import read_config_file
 from ebm_bench.errors import ConfigError
-from ebm_bench.evaluate import QUALITY_COLUMNS
+from ebm_bench.evaluate import quality_columns
 from ebm_bench.leaderboard import metric_direction
 from ebm_bench.metrics import METRICS
 from ebm_bench.sweep import Plan, plan_runs, setting_of
@@ -36,7 +36,7 @@ MACHINE_SETTINGS = ("out", "data_root", "download", "device", "inception_weights
 STATISTICS = ("final", "last_k_mean", "best", "auc", "drop", "time_to_threshold")
 SOURCES = ("result", "evaluation")  # result.json's end-of-run evaluation, or the last row of evaluation.csv
 # evaluation.csv's scores (the quality over training that --eval-every writes)
-CURVE_METRICS = tuple(c for c in QUALITY_COLUMNS if c not in ("step", "wall_s", "eval_s", "n"))
+CURVE_METRICS = tuple(c for c in quality_columns() if c not in ("step", "wall_s", "eval_s", "n"))
 SCORE_KEYS = ("metric", "statistic", "source", "last_k", "threshold", "bounds", "diverged", "direction")
 DIVERGED = ("worst", "exclude")
 # The range of a score, for intervals that respect it (stats.bounded_interval); [score] bounds overrides
@@ -65,7 +65,8 @@ TEST_KEYS = {
 }
 CORRECTIONS = ("holm", "bh")
 BUDGET_RULES = ("order_stable", "plateau")
-RULE_KEYS = {"order_stable": ("rule", "metric", "by", "pilot"), "plateau": ("rule", "metric", "tolerance", "pilot")}
+RULE_KEYS = {"order_stable": ("rule", "metric", "by", "pilot"),
+             "plateau": ("rule", "metric", "tolerance", "by", "round_up", "pilot")}
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _MLP_FIELDS = {f.name for f in dataclasses.fields(MLPConfig)}
 _OPTIM_FIELDS = {f.name for f in dataclasses.fields(OptimConfig)}
@@ -154,14 +155,16 @@ class RunGroup:
 
 @dataclass(frozen=True)
 class BudgetRule:
-    """A budget picked from a pilot's evaluations (its seeds disjoint from the main runs')."""
+    """A budget picked from a pilot's evaluations (its seeds disjoint from the main runs'). The pilot is one sweep
+    group or several (`[[budget.pilot]]`: e.g. one per stratum of a stratified sample), recorded in one folder."""
 
     rule: str
     metric: str
-    pilot: RunGroup
+    pilots: tuple[RunGroup, ...]
     records: Path
-    by: str | None = None
+    by: str | None = None  # order_stable: the setting whose levels are ordered; plateau: a plateau per level
     tolerance: float = 0.1
+    round_up: int = 1  # plateau: the budget is rounded up to a multiple of it (never past the pilot's budget)
 
 
 @dataclass
@@ -173,7 +176,7 @@ class Experiment:
     groups: list[RunGroup]
     budget: dict[str, Any]  # {"steps": 859}; empty when a rule picks it, or a grid runs over it
     rule: BudgetRule | None
-    score: Score
+    score: Score | None  # None: a pilot only (a budget rule and its pilot, no main runs, nothing tested)
     alpha: float
     correction: str
     hypotheses: list[Hypothesis]
@@ -183,6 +186,10 @@ class Experiment:
     @property
     def folder(self) -> Path:
         return self.path.parent
+
+    @property
+    def pilot_only(self) -> bool:
+        return not self.groups
 
     @property
     def analyses(self) -> list[Hypothesis]:
@@ -237,24 +244,31 @@ def load_experiment(path: str | Path, machine: dict[str, Any] | None = None) -> 
     spec = _Spec(path)
     data = read_config_file(path)
     spec.known(data, SPEC_KEYS, "the spec")
+    pilot_only = "runs" not in data and isinstance(data.get("budget"), dict) and "rule" in data["budget"]
     for key in ("runs", "score", "hypotheses"):
-        if key not in data:
+        if pilot_only and key in data:
+            raise spec.error(f"declares {key} but no [[runs]]: a spec with a budget rule and no main runs is a pilot, "
+                             "which tests nothing; remove it, or declare the main runs in [[runs]]")
+        if key not in data and not pilot_only:
             raise spec.error(f"declares no {key}; an experiment declares its runs, its score and its hypotheses "
-                             "before any run (see leaderboards/mnist-margin-sensitivity/experiment.toml)")
-    name = spec.text(data.get("name", path.parent.name), "name")
+                             "before any run (see leaderboards/mnist-margin-sensitivity/experiment.toml), or a pilot "
+                             "only its [budget] rule and [[budget.pilot]] runs")
+    name = spec.text(data.get("name", path.resolve().parent.name), "name")  # a relative path's parent has no name
     description = spec.text(data.get("description", ""), "description")
     records = path.parent / spec.text(data.get("records", "records"), "records")
-    raw_groups = data["runs"] if isinstance(data["runs"], list) else [data["runs"]]
+    raw_groups = [] if pilot_only else data["runs"] if isinstance(data["runs"], list) else [data["runs"]]
     groups = [_group(spec, spec.table(g, "[[runs]]"), f"{name}-{i + 1}" if len(raw_groups) > 1 else name, "[[runs]]")
               for i, g in enumerate(raw_groups)]
     if len({g.name for g in groups}) < len(groups):
         raise spec.error("two [[runs]] groups share a name; give each its own name")
     budget, rule = _budget(spec, data.get("budget"), groups, machine or {})
-    score = _score(spec, spec.table(data["score"], "[score]"), None, "[score]")
+    score = None if pilot_only else _score(spec, spec.table(data["score"], "[score]"), None, "[score]")
     alpha = spec.number(data.get("alpha", 0.05), "alpha", 0.0, 1.0)
     correction = spec.text(data.get("correction", "holm"), "correction", CORRECTIONS)
     experiment = Experiment(path, name, description, records, groups, budget, rule, score, alpha, correction, [], [])
     experiment.declared = declared_runs(experiment, plan_groups(experiment, machine or {}))
+    if pilot_only:
+        return experiment
     hypotheses = _hypotheses(spec, data["hypotheses"], "hypotheses", experiment)
     if not hypotheses:
         raise spec.error("[[hypotheses]] is empty; declare at least one confirmatory hypothesis")
@@ -317,28 +331,57 @@ def _budget(spec: _Spec, table: Any, groups: list[RunGroup], machine: dict[str, 
     metric = spec.text(table.get("metric"), "[budget] metric", CURVE_METRICS)
     if "pilot" not in table:
         raise spec.error(f"[budget] rule {rule} picks the budget from a pilot: declare its runs in [budget.pilot] "
-                         "(with seeds of their own)")
-    pilot_table = spec.table(table["pilot"], "[budget.pilot]")
-    pilot = _group(spec, pilot_table, "pilot", "[budget.pilot]", pilot=True)
-    if not any(kind in pilot.own.settings for kind in BUDGET_KINDS):
-        raise spec.error("[budget.pilot] declares no budget of its own; add e.g. steps = 1718 (longer than any budget "
-                         "the rule may pick)")
+                         "(with seeds of their own), or several sweeps in [[budget.pilot]]")
+    raw = table["pilot"] if isinstance(table["pilot"], list) else [table["pilot"]]
+    tables = [spec.table(t, "[budget.pilot]") for t in raw]
+    if not tables:
+        raise spec.error("[[budget.pilot]] is empty; declare the pilot's runs")
+    pilots = tuple(_group(spec, t, "pilot" if len(tables) == 1 else f"pilot-{i + 1}", "[budget.pilot]", pilot=True)
+                   for i, t in enumerate(tables))
+    if len({p.name for p in pilots}) < len(pilots):
+        raise spec.error("two [[budget.pilot]] groups share a name; give each its own name")
+    for pilot in pilots:
+        if not any(kind in pilot.own.settings for kind in BUDGET_KINDS):
+            raise spec.error(f"[budget.pilot] {pilot.name} declares no budget of its own; add e.g. steps = 1718 "
+                             "(longer than any budget the rule may pick)")
     main_seeds = sorted({s for g in groups for s in g.seeds})
-    overlap = sorted(set(pilot.seeds) & set(main_seeds))
+    overlap = sorted({s for p in pilots for s in p.seeds} & set(main_seeds))
     if overlap:
         raise spec.error(f"the pilot's seeds {', '.join(map(str, overlap))} are also main runs' seeds "
                          f"({', '.join(map(str, main_seeds))}): a pilot that picks the budget must not be scored "
                          f"again; give it seeds of its own (e.g. seeds = [{max(main_seeds) + 100}])")
-    records = spec.path.parent / spec.text(pilot_table.get("records", "pilot/records"), "[budget.pilot] records")
-    by = spec.text(table.get("by"), "[budget] by") if rule == "order_stable" else None
+    folders = {spec.text(t.get("records", "pilot/records"), "[budget.pilot] records") for t in tables}
+    if len(folders) > 1:
+        raise spec.error(f"the [[budget.pilot]] groups name different records folders ({', '.join(sorted(folders))}); "
+                         "a pilot is read from one: give them the same records")
+    records = spec.path.parent / folders.pop()
+    by = None
+    if rule == "order_stable" or "by" in table:
+        by = spec.text(table.get("by"), "[budget] by")
     tolerance = spec.number(table.get("tolerance", 0.1), "[budget] tolerance", 0.0) if rule == "plateau" else 0.1
-    budget_rule = BudgetRule(rule, metric, pilot, records, by, tolerance)
-    configs = plan_group(spec.path, pilot, {}, {**machine, "out": str(records)}).configs
+    round_up = table.get("round_up", 1)
+    if not isinstance(round_up, int) or isinstance(round_up, bool) or round_up < 1:
+        raise spec.error(f"[budget] round_up must be a whole number of steps >= 1 (e.g. 500), got {round_up!r}")
+    budget_rule = BudgetRule(rule, metric, pilots, records, by, tolerance, round_up)
+    machine = {**machine, "out": str(records)}
+    planned = [(p.name, c) for p in pilots for c in plan_group(spec.path, p, {}, machine).configs]
+    configs = [c for _, c in planned]
+    first: dict[str, str] = {}
+    for group, config in planned:
+        if first.setdefault(repr(config), group) != group:
+            raise spec.error(f"[[budget.pilot]] groups {first[repr(config)]} and {group} declare the same run twice; "
+                             "make their settings differ or merge them")
     if any(not c.eval_every for c in configs):
         raise spec.error(f"the pilot's runs are scored only at their end: rule {rule} reads their evaluation.csv; "
                          "set eval_every in [budget.pilot.set]")
-    if by is not None and len({_value(c, by) for c in configs}) < 2:
-        raise spec.error(f"[budget] by = {by!r} takes fewer than 2 values over the pilot's runs: nothing to order")
+    if by is not None:
+        if by not in ("method", "seed") and setting_column(by).startswith("config.method_options.") \
+                and all(_value(c, by) is None for c in configs):
+            raise spec.error(f"[budget] by = {by!r} is no setting of the pilot's runs; name one they set, e.g. by = "
+                             "\"method\"")
+        if len({_value(c, by) for c in configs}) < 2:
+            raise spec.error(f"[budget] by = {by!r} takes fewer than 2 values over the pilot's runs: nothing to "
+                             f"{'order' if rule == 'order_stable' else 'compare'}")
     return {}, budget_rule
 
 
@@ -573,7 +616,7 @@ def plan_groups(experiment: Experiment, machine: dict[str, Any], budget: dict[st
     if budget is None:
         budget = experiment.budget
         if experiment.rule is not None:
-            pilot = experiment.rule.pilot.own.settings
+            pilot = experiment.rule.pilots[0].own.settings
             budget = {kind: pilot[kind] for kind in BUDGET_KINDS if kind in pilot}
     machine = {"out": str(experiment.records), **machine}
     return [(group, plan_group(experiment.path, group, budget, machine)) for group in experiment.groups]
@@ -596,15 +639,21 @@ def pilot_runs(experiment: Experiment, machine: dict[str, Any]) -> pd.DataFrame:
     """The pilot's runs (a budget rule's), as `declared_runs`."""
     rule = experiment.rule
     assert rule is not None
-    plan = plan_group(experiment.path, rule.pilot, {}, {"out": str(rule.records), **machine})
-    names = sorted({"method", "seed", *rule.pilot.names(), *([rule.by] if rule.by else [])} - set(MACHINE_SETTINGS))
-    return runs_table(experiment, [(rule.pilot, plan)], names)
+    plans = pilot_plans(experiment, {"out": str(rule.records), **machine})
+    names = {"method", "seed", *(n for p in rule.pilots for n in p.names()), *([rule.by] if rule.by else [])}
+    return runs_table(experiment, plans, sorted(names - set(MACHINE_SETTINGS)))
+
+
+def pilot_plans(experiment: Experiment, machine: dict[str, Any]) -> list[tuple[RunGroup, Plan]]:
+    """Each pilot group's runs (a budget rule's), at the pilot's own budget."""
+    assert experiment.rule is not None
+    return [(group, plan_group(experiment.path, group, {}, machine)) for group in experiment.rule.pilots]
 
 
 def runs_table(experiment: Experiment, plans: list[tuple[RunGroup, Plan]], names: list[str]) -> pd.DataFrame:
     rows = [{"group": group.name, "eval_every": config.eval_every} | {name: _value(config, name) for name in names}
             for group, plan in plans for config in plan.configs]
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=None if rows else ["group", "eval_every", *names])
     settings = [c for c in frame.columns if c not in ("group", "eval_every")]
     twice = frame[frame.duplicated(settings, keep=False)]
     if not twice.empty:

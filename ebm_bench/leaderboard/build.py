@@ -5,7 +5,8 @@ on one dataset and budget: for each metric the mean, std and 95% Student-t inter
 finished, how many seeds ran and how many diverged (a diverged or failed run counts as a failure, never
 silently dropped), parameter counts, wall time and speed, and the setup the numbers depend on (evaluation N,
 classifier and Inception weights hashes, library versions, data hash). Rows are ranked by a metric in its own
-direction (higher or lower is better), by default by the first of DEFAULT_RANKING the table holds.
+direction (higher or lower is better), by default by the first of the metrics' ranking order
+(metrics.ranking_order) the table holds.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Sequence
 import pandas as pd
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.metrics import METRICS
+from ebm_bench.metrics import METRICS, headline_order, ranking_order
 from ebm_bench.stats import ci95_half_width
 
 GROUP_KEYS = ["dataset", "budget", "method", "variant"]
@@ -36,40 +37,43 @@ BLOCKING_SETUP = ("budget", "eval_n", "classifier_sha256", "inception_sha256", "
 _NOT_VARIANT = {"config.seed", "config.out", "config.data_root", "config.download", "config.log_every",
                 "config.checkpoint_every", "config.method", "config.dataset", "config.budget.kind",
                 "config.budget.amount", "config.n_samples"}
-ENERGY_METRICS = {"energy_heldout_mean": None, "energy_generated_mean": None, "energy_auroc": None}
-# The scores a reader sees first (the report's first table, the terminal's headline view), the default ranking's
-# first. FID-MNIST ranks by default because it is worse for both failures the committed experiments found: a G
-# collapsed onto a few confidently drawn digits and one that draws noise (the margin U-shape of
-# leaderboards/mnist-margin-sensitivity shows on it). I', a reverse-KL confidence score, rewards the collapse
-# (leaderboards/mnist-mlp-4ep, mnist-grid-reliability), so it stands beside FID-MNIST with classes covered.
-PRIMARY_METRICS = ("fid_mnist", "i_prime", "classes_covered", "precision", "recall")
-# The default ranking: the first of these the table holds (Inception FID where no classifier scored the runs)
-DEFAULT_RANKING = ("fid_mnist", "fid", "i_prime", "mnist_is", "classes_covered")
+# The scores a reader sees first (the report's first table, the terminal's headline view) and the default ranking
+# are facts of each metric (its `headline` and `ranking` places, metrics/base.py). FID-MNIST ranks first because it
+# is worse for both failures the committed experiments found: a G collapsed onto a few confidently drawn digits and
+# one that draws noise (the margin U-shape of leaderboards/mnist-margin-sensitivity shows on it). I', a reverse-KL
+# confidence score, rewards the collapse (leaderboards/mnist-mlp-4ep, mnist-grid-reliability), so it stands beside
+# FID-MNIST with classes covered.
+HEADLINE_SCORES = 5  # how many scores a table's headline view shows
 
 
 # A score over training (--eval-every) is named "<metric>.<statistic>", e.g. "i_prime.best" or "fid_mnist.drop"
-QUALITY_STATISTICS = ("best", "final", "drop", "near_best_share", "best_step")
+# (stats.quality_statistics): last_k_mean (of the last 3 evaluations) and auc (the curve's time-average) see more
+# of an oscillating curve than its final point does.
+QUALITY_STATISTICS = ("best", "final", "last_k_mean", "auc", "drop", "near_best_share", "best_step")
+# the statistics that are values of the metric itself, better in its direction
+_IN_METRIC_DIRECTION = ("best", "final", "last_k_mean", "auc")
 
 
 def metric_direction(metric: str) -> str | None:
     """"higher" or "lower" (which is better), or None for diagnostics without a better side."""
     base, _, statistic = metric.rpartition(".")
     if base and statistic in QUALITY_STATISTICS:
-        if statistic in ("best", "final"):
+        if statistic in _IN_METRIC_DIRECTION:
             return metric_direction(base)
         return {"drop": "lower", "near_best_share": "higher"}.get(statistic)
     return METRICS[metric].direction if metric in METRICS else None
 
 
 def default_rank_by(metrics: Sequence[str]) -> str | None:
-    """The metric a table ranks by when none is asked for: the first of DEFAULT_RANKING among `metrics`, else
-    their first with a better side; None (no ranking) when none has one."""
-    return next((m for m in DEFAULT_RANKING if m in metrics), next((m for m in metrics if metric_direction(m)), None))
+    """The metric a table ranks by when none is asked for: the first of the metrics' ranking order among `metrics`,
+    else their first with a better side; None (no ranking) when none has one."""
+    return next((m for m in ranking_order() if m in metrics), next((m for m in metrics if metric_direction(m)), None))
 
 
-def headline_metrics(metrics: Sequence[str], rank_by: str | None, n: int = len(PRIMARY_METRICS)) -> list[str]:
-    """The `n` scores of `metrics` shown first: the ranking one, then the PRIMARY_METRICS, then the others in order."""
-    ordered = [m for m in [rank_by, *PRIMARY_METRICS] if m in metrics] + list(metrics)
+def headline_metrics(metrics: Sequence[str], rank_by: str | None, n: int = HEADLINE_SCORES) -> list[str]:
+    """The `n` scores of `metrics` shown first: the ranking one, then the metrics' headline order, then the others in
+    order."""
+    ordered = [m for m in [rank_by, *headline_order()] if m in metrics] + list(metrics)
     return list(dict.fromkeys(ordered))[:n]
 
 

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.stats import bootstrap_ci, mann_whitney
+from ebm_bench.table import TextTable
+from ebm_bench.stats import mann_whitney, wilson_interval
 
 from .build import metric_column
 
@@ -22,7 +23,6 @@ SUBSETS = {"all": 5, "nLayer<=4": 4, "nLayer<=3": 3}  # the largest n_layer_g an
 N_LAYERS = ("config.mlp.n_layer_g", "config.mlp.n_layer_d")
 OPTIMIZERS = ("config.optim.optimizer_d", "config.optim.optimizer_g")
 DEFAULT_THRESHOLDS = (2.0, 4.0, 6.0, 8.0)
-BOOTSTRAP = 10_000
 
 
 def subset(records: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -61,16 +61,17 @@ def scores(runs: pd.DataFrame, column: str) -> np.ndarray:
     return np.where(finished, runs[column].astype(float), -np.inf)
 
 
-def _share_cell(hits: np.ndarray, seed: int) -> tuple[float, float, float]:
-    low, high = bootstrap_ci(hits.astype(float), n_boot=BOOTSTRAP, seed=seed)
-    return float(hits.mean()), low, high
+def _share_cell(hits: np.ndarray) -> tuple[float, float, float]:
+    """A share of runs with its 95% Wilson interval: a bootstrap of 0 of 64 gives the empty [0, 0], Wilson
+    [0, 0.06]."""
+    low, high = wilson_interval(int(hits.sum()), hits.size)
+    return float(hits.mean()) if hits.size else float("nan"), low, high
 
 
 def reliability_table(records: pd.DataFrame, metric: str = "i_prime",
                       thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> pd.DataFrame:
     """One row per subset and group: runs, diverged share, median score and the share of runs at or above each
-    threshold, each share with its 95% percentile-bootstrap interval (columns `<name>`, `<name>_low`,
-    `<name>_high`)."""
+    threshold, each share with its 95% Wilson interval (columns `<name>`, `<name>_low`, `<name>_high`)."""
     column = metric_column(metric)
     if records.empty or column not in records:
         raise ConfigError(f"no run holds the metric {metric!r}; reliability needs it on every finished run")
@@ -79,15 +80,15 @@ def reliability_table(records: pd.DataFrame, metric: str = "i_prime",
         raise ConfigError("reliability needs MLP runs (n_layer_g, n_layer_d in their configs)")
     rows = []
     for name in SUBSETS:
-        for seed, (group, runs) in enumerate(groups(subset(records, name))):
+        for group, runs in groups(subset(records, name)):
             values = scores(runs, column)
             row = {"subset": name, "group": group, "runs": len(values)}
-            row["diverged"], row["diverged_low"], row["diverged_high"] = _share_cell(np.isinf(values), seed)
+            row["diverged"], row["diverged_low"], row["diverged_high"] = _share_cell(np.isinf(values))
             finite = values[np.isfinite(values)]
             row[f"median_{metric}"] = float(np.median(finite)) if finite.size else float("nan")
             for threshold in thresholds:
                 key = f"share_{metric}>={threshold:g}"
-                row[key], row[f"{key}_low"], row[f"{key}_high"] = _share_cell(values >= threshold, seed)
+                row[key], row[f"{key}_low"], row[f"{key}_high"] = _share_cell(values >= threshold)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -119,16 +120,14 @@ def reliability_markdown(table: pd.DataFrame, tests: pd.DataFrame | None = None)
     shares = [c for c in table.columns if c.startswith("share_") and not c.endswith(("_low", "_high"))]
     medians = [c for c in table.columns if c.startswith("median_")]
     header = ["subset", "group", "runs", "diverged", *medians, *(c.removeprefix("share_") for c in shares)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in table.iterrows():
-        cells = [row["subset"], row["group"], str(row["runs"]), _cell(row, "diverged"),
-                 *(f"{row[c]:.2f}" for c in medians), *(_cell(row, c) for c in shares)]
-        lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + ("\n\nShare of runs [95% bootstrap interval]; a diverged run counts below every "
-                               "threshold.\n")
+    rows = [[row["subset"], row["group"], str(row["runs"]), _cell(row, "diverged"),
+             *(f"{row[c]:.2f}" for c in medians), *(_cell(row, c) for c in shares)] for _, row in table.iterrows()]
+    text = TextTable(header, rows, note="Share of runs [95% Wilson interval]; a diverged run counts below every "
+                                        "threshold.", text_columns=2).markdown()
     if tests is not None and not tests.empty:
-        text += ("\n| subset | test | runs | P(better > worse) | z | one-sided p |\n|---|---|---|---|---|---|\n"
-                 + "".join(f"| {r.subset} | {r.better} > {r.worse} (Mann-Whitney) | {r.runs_better} vs "
-                           f"{r.runs_worse} | {r.auc:.3f} | {r.z:.2f} | {r.p_greater:.3g} |\n"
-                           for r in tests.itertuples()))
+        text += "\n" + TextTable(
+            ["subset", "test", "runs", "P(better > worse)", "z", "one-sided p"],
+            [[r.subset, f"{r.better} > {r.worse} (Mann-Whitney)", f"{r.runs_better} vs {r.runs_worse}",
+              f"{r.auc:.3f}", f"{r.z:.2f}", f"{r.p_greater:.3g}"] for r in tests.itertuples()],
+            text_columns=2).markdown()
     return text

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 import io
 
 import pandas as pd
 
 from ebm_bench.errors import ConfigError
+from ebm_bench.table import FORMATS, TextTable
 
 from .build import INFO_COLUMNS, SETUP_COLUMNS, metric_direction
 
@@ -57,36 +57,22 @@ def _setup_note(table: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
+def text_table(table: pd.DataFrame) -> TextTable:
+    """The leaderboard as the one table model: display cells, and the note saying what they are and the setup."""
+    header, rows = display_rows(table)
+    return TextTable(header, rows, note=f"Mean ± std [95% CI] over finished seeds. {_setup_note(table)}",
+                     text_columns=5)
+
+
 def render(table: pd.DataFrame, fmt: str) -> str:
-    """The table as markdown, csv, latex or html (rich tables are printed by the CLI)."""
+    """The table as markdown, csv, latex or html (rich tables are printed by the CLI). CSV holds the numbers
+    themselves (one column per statistic), the other formats the display cells."""
     if fmt == "csv":
         buffer = io.StringIO()
         table.to_csv(buffer, index=False, lineterminator="\n")
         return buffer.getvalue()
-    header, rows = display_rows(table)
-    note = _setup_note(table)
-    if fmt == "markdown":
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-        return "\n".join(lines) + f"\n\nMean ± std [95% CI] over finished seeds. {note}\n"
-    if fmt == "latex":
-        def tex(text: str) -> str:
-            for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"),
-                         ("±", "$\\pm$"), ("↑", "$\\uparrow$"), ("↓", "$\\downarrow$")):
-                text = text.replace(a, b)
-            return text
-        lines = ["\\begin{tabular}{" + "l" * len(header) + "}", "\\hline",
-                 " & ".join(tex(h) for h in header) + " \\\\", "\\hline"]
-        lines += [" & ".join(tex(c) for c in row) + " \\\\" for row in rows]
-        return "\n".join(lines + ["\\hline", "\\end{tabular}"]) + "\n"
     if fmt == "html":
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>\n" for row in rows)
-        return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                "<title>ebm-bench leaderboard</title>\n<style>body{font-family:sans-serif;margin:2em}"
-                "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}"
-                "td:nth-child(-n+5),th:nth-child(-n+5){text-align:left}th{background:#eee}</style>\n</head>\n"
-                f"<body>\n<h1>ebm-bench leaderboard</h1>\n<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n"
-                f"{body}</tbody>\n</table>\n<p>Mean ± std [95% CI] over finished seeds. {html.escape(note)}</p>\n"
-                "</body>\n</html>\n")
+        return text_table(table).html(page_title="ebm-bench leaderboard")
+    if fmt in FORMATS:
+        return text_table(table).render(fmt)
     raise ConfigError(f"unknown format {fmt!r}; use rich, markdown, csv, latex or html")

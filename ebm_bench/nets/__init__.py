@@ -22,6 +22,7 @@ from ebm_bench.registry import Registry, describe, source
 from .base import ENERGY_MODELS, MASK_FEED, DOutput, Dropout, dropout_mask
 from .began import build_began
 from .dcgan import build_dcgan
+from .ladder import LadderNet, LadderOutput, build_ladder
 from .mlp import build_mlp
 from .toy import build_toy, build_toy_fixed_q
 
@@ -37,7 +38,7 @@ def _check(name: str, builder: Any) -> Builder:
 
 NETS: Registry[Builder] = Registry("net", _check, lambda name, loaded: loaded,
                                    {"mlp": build_mlp, "dcgan": build_dcgan, "began": build_began, "toy": build_toy,
-                                    "toy-fixed-q": build_toy_fixed_q},
+                                    "toy-fixed-q": build_toy_fixed_q, "ladder": build_ladder},
                                    label="architecture")
 
 
@@ -129,5 +130,5 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["DOutput", "Dropout", "ENERGY_MODELS", "MASK_FEED", "dropout_mask", "NETS", "build_networks",
-           "count_parameters", "register_net"]
+__all__ = ["DOutput", "Dropout", "ENERGY_MODELS", "LadderNet", "LadderOutput", "MASK_FEED", "dropout_mask", "NETS",
+           "build_networks", "count_parameters", "register_net"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from ..config import RunConfig
-from ..datasets import get_dataset
 from ..device import resolve_device
 from ..errors import ConfigError
+from ..resolve import optim_base
 from ..schedule import float_options, split_options
 
 _EVALUATION_ONLY = ("seed", "out", "metrics", "eval_n", "inception_n", "n_samples", "inception_weights",
@@ -27,7 +27,7 @@ def pack_key(config: RunConfig) -> str:
     if loop.schedules or loop.generator_off_after is not None:
         data["loop"] = {"scheduled": sorted(loop.schedules), "generator_off_after": loop.generator_off_after}
     data["mlp"]["dropout_d"] = None
-    optim = config.optim or get_dataset(config.dataset).optim()  # None: the dataset's
+    optim = optim_base(config)  # None: the run's defaults (dataset, method)
     data["optim"] = {"optimizer_g": optim.optimizer_g, "optimizer_d": optim.optimizer_d}
     return json.dumps(data, sort_keys=True, default=str)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ebm_bench.errors import ConfigError
+from ebm_bench.metrics import headline_order
 from ebm_bench.record import check_out_dir, load_records
 
 from .common import figure_bytes, readable_samples, save
@@ -33,11 +34,8 @@ from .sweep import (
     samples_figure,
 )
 
-# The scores a margin curve and a histogram show by default, first found first
-PREFERRED_METRICS = ["evaluation.i_prime", "evaluation.classes_covered", "evaluation.mnist_is",
-                     "evaluation.fid_mnist", "evaluation.fid", "evaluation.energy_auroc"]
 
-__all__ = ["DEFAULT_PANELS", "MARGIN", "PREFERRED_METRICS", "energy_figure", "figure_bytes", "histogram_figure",
+__all__ = ["DEFAULT_PANELS", "MARGIN", "energy_figure", "figure_bytes", "histogram_figure",
            "margin_figure", "normalise_energy", "plot_all", "plot_energy", "plot_histograms",
            "plot_margin_sensitivity", "plot_quality", "plot_raw_trajectories", "plot_reliability", "plot_sample_grids",
            "probe_figure", "quality_figure", "record_columns", "reference_energy", "reliability_figure",
@@ -45,7 +43,9 @@ __all__ = ["DEFAULT_PANELS", "MARGIN", "PREFERRED_METRICS", "energy_figure", "fi
 
 
 def default_metrics(records) -> list[str]:
-    return [c for c in PREFERRED_METRICS if c in records and records[c].notna().any()]
+    """The scores a margin curve and a histogram show by default: the metrics' headline order, those present."""
+    columns = [f"evaluation.{name}" for name in headline_order()]
+    return [c for c in columns if c in records and records[c].notna().any()]
 
 
 def record_columns(records, names: Sequence[str]) -> list[str]:

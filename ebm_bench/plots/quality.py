@@ -10,9 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.evaluate import QUALITY_METRICS
 from ebm_bench.record import EVALUATION
-from ebm_bench.metrics import METRICS
+from ebm_bench.metrics import METRICS, over_training_metrics
 
 from .common import (draw_spread, evaluation, figure_legend, has_values, plt, read_table_or_why, runs_label, save,
                      trajectory, warn_left_out)
@@ -32,7 +31,7 @@ def quality_figure(records: pd.DataFrame):
         tables[run_dir], why = read_table_or_why(run_dir, EVALUATION)
         if why and (Path(run_dir) / EVALUATION).exists():  # one trained without --eval-every has none: no news
             warn_left_out("quality over training", run_dir, why)
-    metrics = [m for m in QUALITY_METRICS if any(has_values(t, m) for t in tables.values())]
+    metrics = [m for m in over_training_metrics() if any(has_values(t, m) for t in tables.values())]
     if not metrics:
         return None
     drawn = records[records["run_dir"].map(lambda d: any(has_values(tables[d], m) for m in metrics))]

@@ -38,10 +38,11 @@ from ebm_bench.device import resolve_device
 from ebm_bench.errors import ConfigError
 from ebm_bench.files import read_json, write_json
 from ebm_bench.methods import get_method
+from ebm_bench.resolve import resolve
 from ebm_bench.runs import train_pack
 from ebm_bench.train import RunResult
 
-from .grid import checked, resolve_defaults
+from .grid import checked
 
 # A pack starts only when it is predicted to end this long before the limit, as a share of the time the sweep was
 # given. Each pack starts at the real time the one before it ended, so only the last pack's error reaches the limit:
@@ -113,7 +114,7 @@ def _key(data: dict[str, Any]) -> str:
 def shape_of(pack: list[RunConfig], threads: int) -> tuple[str, str]:
     """(key, description) of what sets a pack's time per step. Float method options (margins, gammas), learning
     rates, betas, dropout on or off, seeds and the budget may differ within a pack and do not change the shape."""
-    config = resolve_defaults(pack[0])
+    config = resolve(pack[0]).config
     data = config.to_dict()
     for name in ("seed", "out", "data_root", "download", "budget", "log_every", "checkpoint_every", "inception_weights",
                  "eval_n", "inception_n", "metrics", "n_samples", "eval_every", "eval_every_n"):
@@ -142,7 +143,7 @@ def _float_options(method: str) -> set[str]:
 
 def evaluation_of(config: RunConfig, threads: int) -> tuple[str, str]:
     """(key, description) of a run's end-of-run evaluation."""
-    config = resolve_defaults(config)
+    config = resolve(config).config
     data = {name: getattr(config, name) for name in ("dataset", "image_size", "eval_n", "inception_n", "metrics",
                                                      "n_samples", "holdout", "batch_size")}
     data |= {"threads": threads, "device": device_label(config)}

@@ -1,4 +1,5 @@
-"""Executors: where a sweep's runs train. In this process, in N local processes, or on a Ray cluster.
+"""Executors: where runs train, for `ebm-bench run`, `ebm-bench sweep` and the API alike (`execute`). In this
+process, in N local processes, or on a Ray cluster.
 
 Each run is keyed by the hash of its resolved config (its run folder name), so a sweep is idempotent: running it
 again skips finished runs, resumes interrupted ones from their last checkpoint, and a diverged run stays recorded
@@ -30,7 +31,7 @@ from typing import Callable, Sequence
 from rich.console import Console
 
 from ebm_bench.config import RunConfig
-from ebm_bench.errors import ConfigError
+from ebm_bench.errors import ConfigError, EbmBenchError
 from ebm_bench.files import atomic_write_bytes, read_json, write_json
 from ebm_bench.record import CHECKPOINT, CONFIG, LOCK, RESULT, run_lock, RunLocked
 from ebm_bench.runs import existing_result, train_one, train_pack
@@ -52,38 +53,94 @@ class Outcome:
     node: str | None = None  # the Ray node that trained it (None: this machine)
     trained_in: str | None = None  # its folder on that node: a temporary one (removed since), or in --storage
     files: dict[str, bytes] | None = None  # its record on the way from a Ray worker; None once written home
+    result: RunResult | None = None  # what it recorded, where it ended (finished or diverged)
+
+
+class Progress:
+    """What a caller hears of its runs: callbacks for a run while it trains in this process (`run_callbacks`; by
+    default each run's lines for a log file on stderr) and each outcome as its pack ends (`done`). Runs that train in
+    other processes or on Ray report there, in their own lines."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self._lines: dict[int, RunLines] = {}
+
+    def run_callbacks(self, config: RunConfig) -> tuple[Callable[[dict], None] | None, Callable | None]:
+        lines = self._lines.setdefault(id(config), RunLines(self.console, config))
+        return lines.on_log, lines.on_start
+
+    def ended(self, config: RunConfig, result: RunResult) -> None:
+        """A run trained here has ended and been evaluated (before its pack's outcomes are `done`)."""
+        if (lines := self._lines.pop(id(config), None)) is not None:
+            lines.ended(result)
+
+    def done(self, outcome: Outcome) -> None:
+        pass
+
+
+def run_pack_safely(configs: list[RunConfig], progress: Progress | None = None, raise_errors: bool = False,
+                    restart: bool = False) -> list[Outcome]:
+    """Train one pack (ebm_bench.pack; a pack of one trains alone); one outcome per config, in order. An
+    exception fails the pack's unfinished runs, and the sweep goes on; with `raise_errors` (`ebm-bench run`), an
+    error the user can act on (EbmBenchError, one line) stops it instead."""
+    progress = progress or Progress()
+    try:
+        if len(configs) == 1:
+            on_log, on_start = progress.run_callbacks(configs[0])
+            results: list = [train_one(configs[0], restart, on_log=on_log, on_start=on_start)]
+        else:
+            results = train_pack(list(configs), restart, progress=lambda i: progress.run_callbacks(configs[i]))
+    except RunLocked as err:  # another live process is writing it: its run, not a failure of this sweep
+        return [Outcome(configs[0], "locked", err.run_id, error=str(err))]
+    except Exception as err:  # noqa: BLE001 (one broken pack must not stop the sweep)
+        if raise_errors and isinstance(err, EbmBenchError):
+            raise
+        error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"
+        return [Outcome(config, "failed", error=error) for config in configs]
+    for config, result in zip(configs, results):
+        if not isinstance(result, RunLocked):
+            progress.ended(config, result)
+    return [Outcome(config, "locked", r.run_id, error=str(r)) if isinstance(r, RunLocked)
+            else Outcome(config, r.status, r.run_id, r.run_dir, result=r) for config, r in zip(configs, results)]
 
 
 def run_safely(config: RunConfig) -> Outcome:
     """Train one run; an exception becomes a `failed` outcome so the sweep goes on."""
-    progress = RunLines(Console(stderr=True), config)  # a sweep's log file shows each run's progress too
-    try:
-        result = train_one(config, on_log=progress.on_log, on_start=progress.on_start)
-        progress.ended(result)
-        return Outcome(config, result.status, result.run_id, result.run_dir)
-    except RunLocked as err:  # another live process is writing it: its run, not a failure of this sweep
-        return Outcome(config, "locked", err.run_id, error=str(err))
-    except Exception as err:  # noqa: BLE001 (one broken run must not stop the sweep)
-        return Outcome(config, "failed", error=f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}")
+    return run_pack_safely([config])[0]
 
 
-def run_pack_safely(configs: list[RunConfig]) -> list[Outcome]:
-    """Train one pack (ebm_bench.pack; a pack of one trains alone); one outcome per config, in order. An
-    exception fails the pack's unfinished runs, and the sweep goes on."""
-    if len(configs) == 1:
-        return [run_safely(configs[0])]
-    console = Console(stderr=True)
-    lines = [RunLines(console, config) for config in configs]
-    try:
-        results = train_pack(list(configs), progress=lambda i: (lines[i].on_log, lines[i].on_start))
-    except Exception as err:  # noqa: BLE001 (one broken pack must not stop the sweep)
-        error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"
-        return [Outcome(config, "failed", error=error) for config in configs]
-    for line, result in zip(lines, results):
-        if not isinstance(result, RunLocked):
-            line.ended(result)
-    return [Outcome(config, "locked", r.run_id, error=str(r)) if isinstance(r, RunLocked)
-            else Outcome(config, r.status, r.run_id, r.run_dir) for config, r in zip(configs, results)]
+@dataclass
+class Local:
+    """Train in this process (`workers` 1) or in `workers` local processes sharing the CPU cores (or one GPU)."""
+
+    workers: int = 1
+    threads: int | None = None  # torch threads per process (None: this process keeps its own; see thread_count)
+    restart: bool = False  # runs start over (`ebm-bench run --restart`): their folders are cleared first
+
+
+@dataclass
+class Ray:
+    """One Ray task per pack, on a cluster (`address`) or a local Ray (see `execute_ray`)."""
+
+    address: str | None = None
+    cpus_per_run: float = 1.0
+    gpus_per_run: float = 0.0
+    storage: str | None = None
+    threads: int | None = None
+
+
+def execute(packs: Sequence[Sequence[RunConfig]], executor: Local | Ray | None = None,
+            progress: Progress | None = None, raise_errors: bool = False) -> list[Outcome]:
+    """The one way runs train: each pack (a list of configs, `ebm_bench.pack.plan_packs`) on `executor` (default:
+    in this process), `progress` hearing of each run; one outcome per run, in the order the packs end. A run that
+    ended before is returned as recorded; one another process is writing is `locked`; one that raises is `failed`
+    and the others go on, unless `raise_errors` (a user's mistake then stops everything, in one line)."""
+    executor, progress = executor or Local(), progress or Progress()
+    if isinstance(executor, Ray):
+        return execute_ray(packs, executor.address, executor.cpus_per_run, executor.gpus_per_run,
+                           on_done=progress.done, storage=executor.storage, threads=executor.threads)
+    return execute_local(packs, executor.workers, on_done=progress.done, threads=executor.threads,
+                         progress=progress, raise_errors=raise_errors, restart=executor.restart)
 
 
 PARENT_POLL_S = 1.0
@@ -106,7 +163,9 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def execute_local(packs: Sequence[Sequence[RunConfig]], workers: int = 1,
-                  on_done: Callable[[Outcome], None] | None = None, threads: int | None = None) -> list[Outcome]:
+                  on_done: Callable[[Outcome], None] | None = None, threads: int | None = None,
+                  progress: Progress | None = None, raise_errors: bool = False, restart: bool = False
+                  ) -> list[Outcome]:
     """Sequentially in this process, or in `workers` processes sharing the CPU cores between them. `threads`:
     torch threads of each (None: this process keeps its own; workers share the CPUs, see `thread_count`)."""
     if workers < 1:
@@ -122,14 +181,14 @@ def execute_local(packs: Sequence[Sequence[RunConfig]], workers: int = 1,
     if workers == 1:
         use_threads(threads)
         for pack in packs:
-            record(run_pack_safely(list(pack)))
+            record(run_pack_safely(list(pack), progress, raise_errors, restart))
         return outcomes
     threads = threads or thread_count("auto", workers)
     import multiprocessing
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
                              initargs=(threads,)) as pool:
-        futures = [pool.submit(run_pack_safely, list(pack)) for pack in packs]
+        futures = [pool.submit(run_pack_safely, list(pack), None, raise_errors, restart) for pack in packs]
         for future in as_completed(futures):
             record(future.result())
     return outcomes

@@ -12,12 +12,10 @@ from typing import Any
 
 from ebm_bench.config import (BUDGET_KINDS, Budget, ConfigFile, MLPConfig, OptimConfig, RunConfig, coerce_fields,
                               parse_value)
-from ebm_bench.datasets import get_dataset
 from ebm_bench.errors import ConfigError
-from ebm_bench.methods import get_method, make_method
-from ebm_bench.metrics.prdc import DEFAULT_K as PRDC_K, PRDC_METRICS
-from ebm_bench.nets import NETS
-from ebm_bench.schedule import loop_option_names, run_option_names as method_option_names, split_options
+from ebm_bench.methods import get_method
+from ebm_bench.resolve import optim_base, resolve
+from ebm_bench.schedule import loop_option_names, run_option_names as method_option_names
 
 
 _MLP_FIELDS = {f.name for f in dataclasses.fields(MLPConfig)}
@@ -83,9 +81,8 @@ def apply_setting(config: RunConfig, name: str, value: Any, methods: Sequence[st
         return dataclasses.replace(config, budget=Budget(name, value))
     if name in _MLP_FIELDS:
         return dataclasses.replace(config, mlp=dataclasses.replace(config.mlp, **{name: value}))
-    if name in _OPTIM_FIELDS:
-        base = config.optim or get_dataset(config.dataset).optim()  # --lr on CelebA keeps its beta1 0.5
-        return dataclasses.replace(config, optim=dataclasses.replace(base, **{name: value}))
+    if name in _OPTIM_FIELDS:  # over the run's optimiser defaults: --lr on CelebA keeps its beta1 0.5
+        return dataclasses.replace(config, optim=dataclasses.replace(optim_base(config), **{name: value}))
     if name in _RUN_FIELDS:
         return dataclasses.replace(config, **{name: value})
     if any(name in method_option_names(m) for m in methods):
@@ -99,13 +96,19 @@ def _not_a_setting(methods: Sequence[str]) -> str:
             f"nor an option of {', '.join(methods)}")
 
 
-def expand(methods: Sequence[str], seeds: Sequence[int], grid: dict[str, list], base: RunConfig | None = None,
-           sample: int | None = None, sample_seed: int = 0) -> list[RunConfig]:
-    """Every point of the grid x methods x seeds (the methods' matched configs at each point).
+def expand(methods: Sequence[str], seeds: Sequence[int], grid: dict[str, list],
+           base: RunConfig | dict[str, RunConfig] | None = None, sample: int | None = None, sample_seed: int = 0
+           ) -> list[RunConfig]:
+    """Every point of the grid x seeds x methods (the methods' matched configs at each point). `base` is one config
+    for every method, or one per method (`plan_runs`: settings over each method's own defaults).
 
     With `sample`, a seeded random subset of the grid points (all methods and seeds of each point are kept).
     """
-    base = base or RunConfig()
+    bases = base if isinstance(base, dict) else {m: dataclasses.replace(base or RunConfig(), method=m)
+                                                 for m in methods}
+    if not methods:
+        raise ConfigError("no methods given; e.g. --methods ebgan,began (see `ebm-bench list`)")
+    own = {m: method_option_names(m) for m in methods}  # also rejects unknown methods early
     names = list(grid)
     points = list(itertools.product(*(grid[n] for n in names)))
     if sample is not None:
@@ -115,11 +118,17 @@ def expand(methods: Sequence[str], seeds: Sequence[int], grid: dict[str, list], 
         points = [points[i] for i in sorted(chosen)]
     configs = []
     for point in points:
-        config = base
-        for name, value in zip(names, point):
-            config = apply_setting(config, name, value, methods)
-        options = config.method_options
-        configs += matched_configs(methods, seeds, dataclasses.replace(config, method_options={}), options)
+        at_point = {}
+        for method in methods:
+            config = bases[method]
+            for name, value in zip(names, point):
+                config = apply_setting(config, name, value, methods)
+            at_point[method] = config
+        for seed in seeds:
+            for method in methods:
+                config = at_point[method]
+                options = {k: v for k, v in config.method_options.items() if k in own[method]}
+                configs.append(dataclasses.replace(config, seed=seed, method_options=options))
     return configs
 
 
@@ -173,18 +182,22 @@ def plan_runs(file: ConfigFile | None, methods: Sequence[str] = (), seeds: Seque
     seeds = list(seeds) or (file.seeds if file else []) or [0]
     _once("method", methods, given["methods"])  # twice: the same run trained twice, or skipped as being written
     _once("seed", seeds, given["seeds"])
-    config = base or RunConfig()
     if file:
         check_names(file, methods)
-        config = apply_settings(config, typed_settings({**file.settings, **file.options}, methods), methods)
     check_options(options or {}, methods)
-    for layer in (settings or {}, options or {}, fixed or {}):  # in turn: a later `lr` overrides an earlier lr_g
-        config = apply_settings(config, typed_settings(layer, methods), methods)
+    layers = [typed_settings({**file.settings, **file.options}, methods)] if file else []
+    layers += [typed_settings(layer, methods) for layer in (settings or {}, options or {}, fixed or {})]
+    bases = {}
+    for method in methods:  # each method's settings over its own defaults (its optimiser's, say)
+        config = dataclasses.replace(base or RunConfig(), method=method)
+        for layer in layers:  # in turn: a later `lr` overrides an earlier lr_g
+            config = apply_settings(config, layer, methods)
+        bases[method] = config
     axes = {name: [typed_setting(name, v, methods) for v in values]
             for name, values in {**(file.grid if file else {}), **(grid or {})}.items()}
     for name, values in axes.items():  # typed first: margin=1,1.0 is one value twice
         _once("value", values, f"grid axis {name}")
-    return Plan([checked(c) for c in expand(methods, seeds, axes, config, sample, sample_seed)], methods, seeds, axes)
+    return Plan([checked(c) for c in expand(methods, seeds, axes, bases, sample, sample_seed)], methods, seeds, axes)
 
 
 def _once(what: str, values: Sequence[Any], where: str) -> None:
@@ -220,46 +233,9 @@ def typed_settings(settings: dict[str, Any], methods: Sequence[str]) -> dict[str
 
 
 def checked(config: RunConfig) -> RunConfig:
-    """`config` validated the way training will take it, so a dry run already rejects what would fail later:
-    method options are typed by the run's own method and checked by it (a negative margin, ...)."""
-    config.validate()
-    if config.budget.kind != "seconds":  # a count, however it was written (validate: a whole number)
-        config = dataclasses.replace(config, budget=Budget(config.budget.kind, int(config.budget.amount)))
-    own, loop_options = split_options(config.method, config.method_options)
-    method = make_method(config.method, own)
-    method.check_budget(config.budget.expected_steps(config.batch_size))
-    spec = get_dataset(config.dataset)
-    if config.eval_n and (spec.classifier or config.metrics is not None):
-        minimum = min_eval_n(config.metrics)
-        if config.eval_n < minimum:
-            raise ConfigError(f"--eval-n {config.eval_n} is below its minimum {minimum}: " + (
-                f"precision/recall/density/coverage compare each sample with its k={PRDC_K} nearest neighbours"
-                if minimum > 2 else "the sample metrics need at least 2 samples")
-                + f"; use --eval-n {minimum} or more (0: no sample metrics)")
-    if config.image_size is not None and config.image_size not in spec.image_sizes:
-        raise ConfigError(f"{config.dataset} supports image sizes {spec.image_sizes}, not {config.image_size}")
-    if config.arch != "auto":
-        NETS.get(config.arch)
-    return dataclasses.replace(config, method_options={k: getattr(method, k) for k in own if k in config.method_options}
-                               | loop_options.options())
-
-
-def min_eval_n(metrics: Sequence[str] | None) -> int:
-    """The fewest end-of-run samples (`eval_n`) the chosen metrics (None: every one) can score."""
-    knn = metrics is None or bool(set(PRDC_METRICS) & set(metrics))
-    return PRDC_K + 1 if knn else 2
-
-
-def resolve_defaults(config: RunConfig) -> RunConfig:
-    """What `train.prepare` resolves that needs no data: the dataset's image size, network family and optimiser,
-    and the method's option defaults. Left as given: what depends on the machine (device, data root, Inception N)
-    or on the data (an option whose default the method sets up from it, like EBGAN's margin)."""
-    spec = get_dataset(config.dataset)
-    optim = config.optim or spec.optim()
-    own, loop_options = split_options(config.method, config.method_options)
-    return dataclasses.replace(config, image_size=config.image_size or spec.image_sizes[0],
-                               arch=spec.default_arch if config.arch == "auto" else config.arch, optim=optim,
-                               method_options=make_method(config.method, own).options() | loop_options.options())
+    """`config` resolved and checked the way training will take it (ebm_bench.resolve), so a dry run already
+    rejects what would fail later and shows what each run will be."""
+    return resolve(config).config
 
 
 def setting_of(config: RunConfig, name: str) -> Any:
@@ -270,7 +246,7 @@ def setting_of(config: RunConfig, name: str) -> Any:
     if name in _MLP_FIELDS:
         return getattr(config.mlp, name)
     if name in _OPTIM_FIELDS:
-        return getattr(config.optim or get_dataset(config.dataset).optim(), name)
+        return getattr(optim_base(config), name)
     if name in _RUN_FIELDS:
         return getattr(config, name)
     return config.method_options.get(name)

@@ -18,6 +18,8 @@ from ebm_bench import stats
 from ebm_bench.cli import main
 from ebm_bench.errors import ConfigError
 from ebm_bench.experiment import AFTER, BEFORE, analyse, declaration, declared_budget, load_experiment, render
+from ebm_bench.experiment.analysis import plateau_start, rounded_budget
+from ebm_bench.experiment.spec import pilot_runs
 from ebm_bench.files import write_json
 from ebm_bench.record import load_records, RESULT, SCHEMA_VERSION
 
@@ -363,6 +365,166 @@ def test_a_budget_rule_picks_the_step_from_the_pilot(tmp_path):
     assert declared_budget(load_experiment(tmp_path / "experiment.toml")).budget == {"steps": 200}
 
 
+PLATEAU = """
+[budget]
+rule = "plateau"
+metric = "fid_mnist"
+by = "margin"
+tolerance = 0.05
+[budget.pilot]
+methods = ["ebgan"]
+seeds = [7, 8]
+steps = 600
+[budget.pilot.set]
+eval_every = 100
+[budget.pilot.grid]
+margin = [1, 4]
+"""
+# Two pilot runs per margin (steps 100 to 600); their means are margin 1: 400, 215, 205, 200, 201, 200 (within 5% of
+# 200, i.e. 10, from step 300 on) and margin 4: 500, 400, 300, 250, 200, 195 (within 9.75 of 195 from step 500 on)
+PLATEAU_CURVES = {(1.0, 7): [390.0, 220.0, 200.0, 205.0, 200.0, 195.0],
+                  (1.0, 8): [410.0, 210.0, 210.0, 195.0, 202.0, 205.0],
+                  (4.0, 7): [480.0, 420.0, 290.0, 260.0, 210.0, 190.0],
+                  (4.0, 8): [520.0, 380.0, 310.0, 240.0, 190.0, 200.0]}
+
+
+def pilot_records(folder: Path, curves: dict, **kwargs) -> None:
+    for (margin, seed), curve in curves.items():
+        fake_run(folder / "pilot" / "records", margin, seed, curve[-1], curve=curve, steps=600, **kwargs)
+
+
+def test_a_plateau_per_level_picks_the_later_start(tmp_path):
+    experiment = load_experiment(write(tmp_path, RUNS + PLATEAU + SCORE + H1))
+    pilot_records(tmp_path, PLATEAU_CURVES)
+    picked = declared_budget(experiment)
+    starts = {p.level: (p.start, p.runs, p.diverged, p.still_moving) for p in picked.plateaus}
+    assert starts == {1.0: (300.0, 2, 0, False), 4.0: (500.0, 2, 0, False)}
+    assert picked.budget == {"steps": 500} and picked.set_by == 4.0
+    assert "1 from step 300" in picked.text and "4 from step 500" in picked.text
+    assert "the latest, 4's, sets the budget" in picked.text
+    # the main runs are matched at the budget the rule picked, and the analysis shows each level's start
+    markdown = render(experiment, records_table(tmp_path, steps=500)).experiment.folder / "analysis.md"
+    assert "| 4 | 2 | 0 | 195 (step 600) | 500 | no | yes |" in markdown.read_text()
+    assert "| 1 | 2 | 0 | 200 (step 600) | 300 | no |  |" in markdown.read_text()
+
+
+def test_a_plateau_start_is_rounded_up_never_past_the_pilot(tmp_path):
+    assert plateau_start(np.array([400.0, 215.0, 205.0, 200.0, 201.0, 200.0]), 0.05) == 2
+    assert plateau_start(np.array([100.0, 50.0]), 0.05) == 1  # settles only at the last evaluation
+    assert rounded_budget(300, 400, 600) == 400
+    assert rounded_budget(17001, 500, 18750) == 17500 and rounded_budget(17000, 500, 18750) == 17000
+    assert rounded_budget(18750, 500, 18750) == 18750  # 19,000 would be longer than any pilot run
+    write(tmp_path, RUNS + PLATEAU.replace("tolerance = 0.05", "tolerance = 0.05\nround_up = 400") + SCORE + H1)
+    pilot_records(tmp_path, PLATEAU_CURVES)
+    assert declared_budget(load_experiment(tmp_path / "experiment.toml")).budget == {"steps": 600}  # 800, capped
+
+
+def test_a_level_still_moving_gives_the_pilots_budget_and_diverged_runs_are_counted(tmp_path):
+    experiment = load_experiment(write(tmp_path, RUNS + PLATEAU + SCORE + H1))
+    moving = dict(PLATEAU_CURVES)
+    moving[(4.0, 7)] = [480.0, 420.0, 290.0, 260.0, 240.0, 190.0]  # margin 4's mean 220 at step 500: 25 from 195
+    pilot_records(tmp_path, moving)
+    picked = declared_budget(experiment)
+    assert picked.budget == {"steps": 600} and picked.set_by == 4.0
+    assert "4 mean curve was still moving at the last evaluation (600)" in picked.text
+    fake_run(tmp_path / "pilot" / "records", 1.0, 8, 205.0, curve=[9e9] * 6, steps=600, status="diverged")
+    picked = declared_budget(experiment)  # margin 1's mean is seed 7's alone: within 9.75 of 195 from step 500
+    assert {p.level: (p.runs, p.diverged, p.start) for p in picked.plateaus}[1.0] == (1, 1, 500.0)
+    assert "1 diverged pilot run(s) left out" in picked.text
+    for seed in (7, 8):
+        fake_run(tmp_path / "pilot" / "records", 4.0, seed, 1.0, curve=[1.0] * 6, steps=600, status="diverged")
+    with pytest.raises(ConfigError, match="every pilot run with margin = 4 diverged") as caught:
+        declared_budget(experiment)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    (('by = "margin"', 'by = "colour"'), "[budget] by = 'colour' is no setting of the pilot's runs"),
+    (("margin = [1, 4]", "margin = [4]"), "by = 'margin' takes fewer than 2 values over the pilot's runs"),
+    (("tolerance = 0.05", "tolerance = 0.05\nround_up = 0"), "round_up must be a whole number of steps >= 1"),
+    (("tolerance = 0.05", "tolerance = 0.05\nlag = 2"), "unknown key 'lag' in [budget] (rule plateau)"),
+])
+def test_a_bad_plateau_rule_is_one_line(tmp_path, change, message):
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(write(tmp_path, RUNS + PLATEAU.replace(*change) + SCORE + H1))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+PILOT_ONLY = """
+[budget]
+rule = "plateau"
+metric = "fid_mnist"
+by = "margin"
+tolerance = 0.05
+[[budget.pilot]]
+name = "low"
+records = "records"
+methods = ["ebgan"]
+seeds = [7, 8]
+steps = 600
+set = { eval_every = 100, margin = 1 }
+[[budget.pilot]]
+name = "high"
+records = "records"
+methods = ["ebgan"]
+seeds = [7, 8]
+steps = 600
+set = { eval_every = 100, margin = 4 }
+"""
+
+
+def test_a_pilot_only_spec_of_several_sweeps_picks_and_renders_its_budget(tmp_path):
+    experiment = load_experiment(write(tmp_path, PILOT_ONLY))
+    assert experiment.pilot_only and [p.name for p in experiment.rule.pilots] == ["low", "high"]
+    assert experiment.rule.records == tmp_path / "records"
+    for (margin, seed), curve in PLATEAU_CURVES.items():
+        fake_run(tmp_path / "records", margin, seed, curve[-1], curve=curve, steps=600)
+    analysis = render(experiment)
+    assert analysis.budget.budget == {"steps": 500} and analysis.results == []
+    markdown = (tmp_path / "analysis.md").read_text()
+    assert "budget pilot" in markdown and "4 declared runs in 2 sweep(s) (low, high)" in markdown
+    assert "| 4 | 2 | 0 | 195 (step 600) | 500 | no | yes |" in markdown
+
+
+def test_a_pilot_only_spec_plans_with_the_campaign_flags(tmp_path, capsys):
+    """make.sh --campaign passes benchmarks/gpu.sh's flags (--no-plots among them) to `experiment run`."""
+    path = write(tmp_path, PILOT_ONLY)
+    assert main(["experiment", "run", str(path), "--dry-run", "--no-plots", "--device", "cpu",
+                 "--out", str(tmp_path / "work")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("2 runs (1 grid point") == 2 and "budget: picked by rule plateau once the pilot has run\n" in out
+
+
+@pytest.mark.parametrize("text, message", [
+    (PILOT_ONLY + SCORE, "declares score but no [[runs]]: a spec with a budget rule and no main runs is a pilot"),
+    (PILOT_ONLY.replace('records = "records"', 'records = "other"', 1), "groups name different records folders"),
+    (PILOT_ONLY.replace('name = "high"', 'name = "low"'), "two [[budget.pilot]] groups share a name"),
+    (PILOT_ONLY.replace("margin = 4", "margin = 1").replace("seeds = [7, 8]", "seeds = [8, 9]", 1),
+     "[[budget.pilot]] groups low and high declare the same run twice"),
+])
+def test_a_bad_pilot_only_spec_is_one_line(tmp_path, text, message):
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(write(tmp_path, text))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_budget_pilot_declares_its_readme_runs():
+    """leaderboards/mnist-budget-pilot/experiment.toml: 32 EBGAN + 36 GAN configurations (3 per optimiser setting) x
+    seeds 100-102, 18,750 steps, eval every 500; the rule: the later of the two frameworks' plateaus."""
+    spec = Path(__file__).resolve().parents[2] / "leaderboards" / "mnist-budget-pilot" / "experiment.toml"
+    experiment = load_experiment(spec)
+    runs = pilot_runs(experiment, {})
+    assert experiment.pilot_only and len(experiment.rule.pilots) == 13 and len(runs) == 204
+    assert set(runs["seed"]) == {100, 101, 102} and set(runs["steps"]) == {18750} and set(runs["eval_every"]) == {500}
+    configs = runs.drop(columns=["seed", "group"]).drop_duplicates()
+    assert configs["method"].value_counts().to_dict() == {"gan": 36, "ebgan": 32}
+    gan = configs[configs["method"] == "gan"]
+    assert set(gan.groupby(["optimizer_d", "optimizer_g", "lr"]).size()) == {3} and len(gan) == 36
+    rule = experiment.rule
+    assert (rule.rule, rule.metric, rule.by, rule.tolerance, rule.round_up) == ("plateau", "fid_mnist", "method",
+                                                                                0.05, 500)
+
+
 # -- declared before or after the runs -----------------------------------------------------------------------------
 def _git(folder: Path, *args: str, date: str | None = None) -> None:
     env = os.environ | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -446,10 +608,10 @@ def test_experiment_run_trains_the_declared_runs_and_render_tests_them(tmp_path,
 
 
 def test_time_limit_is_one_deadline_for_every_sweep_of_the_experiment(tmp_path, monkeypatch, capsys):
-    import ebm_bench.experiment.runner as runner
+    import ebm_bench.cli.experiment as command
 
     seen = []
-    monkeypatch.setattr(runner, "sweep_main", lambda args, plan, name, source: seen.append(args.time_limit) or 0)
+    monkeypatch.setattr(command, "sweep_main", lambda args, plan, name, source: seen.append(args.time_limit) or 0)
     path = write(tmp_path, RUNS.replace("seeds = [0, 1, 2]", "seeds = [0, 1, 2]\nname = \"main\"")
                  + BUDGET + SCORE + H1)
     assert main(["experiment", "run", str(path), "--dry-run", "--time-limit", "10m"]) == 0

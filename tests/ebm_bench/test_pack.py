@@ -458,6 +458,6 @@ def test_a_pack_is_evaluated_in_one_classifier_pass_with_the_scores_of_solo_eval
     # reference images once, not three times
     assert seen == {"classifier_outputs": [900], "classifier_features": [300]}
     for run, (scores, provenance) in zip(runs, together):
-        alone, alone_provenance = evaluation.evaluate(run)
+        alone, alone_provenance = evaluation.evaluate_runs([run])[0]
         assert scores.keys() == alone.keys() and provenance == alone_provenance
         assert scores == pytest.approx(alone, rel=1e-6, abs=1e-9)

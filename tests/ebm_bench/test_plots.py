@@ -93,8 +93,8 @@ def test_the_energy_view_has_a_column_per_method_and_no_empty_panel(report_runs)
 def test_quality_over_training_has_a_panel_per_score_the_runs_hold(report_runs, tmp_path):
     records = load_records([report_runs])
     fig = quality_figure(records)
-    assert [ax.get_title().split()[0] for ax in fig.axes] == ["i_prime", "classes_covered", "fid_mnist"]
-    line = fig.axes[0].get_lines()[0]
+    assert [ax.get_title().split()[0] for ax in fig.axes] == ["fid_mnist", "i_prime", "classes_covered"]
+    line = fig.axes[1].get_lines()[0]
     assert line.get_xdata().tolist() == [6, 12] and line.get_ydata().tolist() == [1.25, 2.25]  # mean of 2 seeds
     plt.close(fig)
     assert quality_figure(records[records["method"] == "gan"]) is None

@@ -13,7 +13,8 @@ import pytest
 from ebm_bench import OptimConfig
 from ebm_bench.api import train_one
 from ebm_bench.errors import ConfigError
-from ebm_bench.evaluate import QUALITY_METRICS, QualityLog, quality_summary
+from ebm_bench.evaluate import QualityLog, quality_summary
+from ebm_bench.metrics import METRICS, over_training_metrics
 from ebm_bench.runs import train_pack
 from ebm_bench.train import prepare
 
@@ -31,15 +32,21 @@ def evaluation_csv(result) -> pd.DataFrame:
     return pd.read_csv(Path(result.run_dir) / "evaluation.csv")
 
 
+def sample_metrics_over_training() -> list[str]:
+    """The metrics over training of a run on generated samples (test_error needs a D that classifies)."""
+    return [name for name in over_training_metrics() if METRICS[name].needs != "classes"]
+
+
 def test_scores_over_training_every_n_steps_and_at_the_end(mnist_root, tmp_path):
     result = train_one(quality(mnist_root, tmp_path))
     table = evaluation_csv(result)
     assert table["step"].tolist() == [5, 10, 12]  # every 5 steps, and the last step
-    assert set(QUALITY_METRICS) <= set(table.columns) and (table["n"] == 64).all()
-    values = table[[*QUALITY_METRICS, "energy_heldout", "energy_generated", "energy_auroc"]]
+    scored = sample_metrics_over_training()
+    assert set(scored) <= set(table.columns) and (table["n"] == 64).all()
+    values = table[[*scored, "energy_heldout", "energy_generated", "energy_auroc"]]
     assert np.isfinite(values.to_numpy(float)).all()
     assert table["classes_covered"].between(0, 10).all() and table["energy_auroc"].between(0, 1).all()
-    assert result.quality == quality_summary(result.run_dir) and set(result.quality) == set(QUALITY_METRICS)
+    assert result.quality == quality_summary(result.run_dir) and set(result.quality) == set(scored)
     final = result.quality["i_prime"]["final"]
     assert final == pytest.approx(table["i_prime"].iloc[-1])
 
@@ -88,16 +95,29 @@ def test_a_pack_scores_its_runs_as_solo_runs_do(mnist_root, tmp_path):
         np.testing.assert_allclose(b.to_numpy(float), a.to_numpy(float), rtol=2e-2, atol=1e-5)
 
 
-def test_the_summary_holds_best_final_drop_and_the_share_near_the_best(tmp_path):
+def test_the_summary_holds_best_final_drop_last_three_mean_area_and_the_share_near_the_best(tmp_path):
     pd.DataFrame({"step": [5, 10, 15, 20], "i_prime": [1.0, 2.0, 1.9, 1.5],
                   "fid_mnist": [40.0, 10.0, 10.5, 30.0]}).to_csv(tmp_path / "evaluation.csv", index=False)
     summary = quality_summary(tmp_path)
-    # I': best 2.0 at step 10, final 1.5, drop 0.5; within 10% of 2.0: 2.0 and 1.9 -> 2 of 4
-    assert summary["i_prime"] == {"best": 2.0, "best_step": 10, "final": 1.5, "drop": 0.5, "near_best_share": 0.5}
-    # FID (lower is better): best 10 at step 10, final 30, drop 20 (worse by 20); within 10%: 10 and 10.5
-    assert summary["fid_mnist"] == {"best": 10.0, "best_step": 10, "final": 30.0, "drop": 20.0,
-                                    "near_best_share": 0.5}
+    # I': best 2.0 at step 10, final 1.5, drop 0.5; within 10% of 2.0: 2.0 and 1.9 -> 2 of 4; last three
+    # (2.0 + 1.9 + 1.5) / 3 = 1.8; area 5 * (1.5 + 1.95 + 1.7) = 25.75 over 15 steps = 1.71667
+    assert summary["i_prime"] == pytest.approx({"best": 2.0, "best_step": 10, "final": 1.5, "drop": 0.5,
+                                                "near_best_share": 0.5, "last_k_mean": 1.8, "auc": 25.75 / 15})
+    # FID (lower is better): best 10 at step 10, final 30, drop 20 (worse by 20); within 10%: 10 and 10.5;
+    # last three (10 + 10.5 + 30) / 3; area 5 * (25 + 10.25 + 20.25) = 277.5 over 15 steps = 18.5
+    assert summary["fid_mnist"] == pytest.approx({"best": 10.0, "best_step": 10, "final": 30.0, "drop": 20.0,
+                                                  "near_best_share": 0.5, "last_k_mean": 50.5 / 3, "auc": 18.5})
+    assert isinstance(summary["fid_mnist"]["best_step"], int)  # a step, as result.json has always held it
     assert quality_summary(tmp_path / "none") == {}
+
+
+def test_the_summary_leaves_out_an_evaluation_that_is_not_a_number(tmp_path):
+    pd.DataFrame({"step": [5, 10, 15], "i_prime": [1.0, 3.0, float("nan")]}).to_csv(tmp_path / "evaluation.csv",
+                                                                                     index=False)
+    # the NaN at step 15 is left out: final 3.0 (step 10), last three = both finite points, area over 5..10 = 2.0
+    assert quality_summary(tmp_path)["i_prime"] == pytest.approx(
+        {"best": 3.0, "best_step": 10, "final": 3.0, "drop": 0.0, "near_best_share": 0.5, "last_k_mean": 2.0,
+         "auc": 2.0})
 
 
 def test_eval_every_without_classifier_or_held_out_set_is_one_line(mnist_root, tmp_path):

@@ -222,7 +222,7 @@ def test_the_summary_fits_80_columns_and_shows_the_headline_scores():
     lines = console.file.getvalue().splitlines()
     assert max(len(line) for line in lines) <= 80
     header = next(line for line in lines if "method" in line)
-    assert all(name in header for name in ("I'", "classes", "FID-MNIST", "status"))
+    assert all(name in header for name in ("I'", "classes", "FID-MNIST", "AUROC", "status"))
     row = next(line for line in lines if "ebgan-pt" in line)
     assert all(value in row for value in ("finished", "1.235", "10", "123.5"))
 

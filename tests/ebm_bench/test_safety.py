@@ -16,7 +16,7 @@ import torch
 from ebm_bench.cli import main
 from ebm_bench.config import Budget, MLPConfig, RunConfig
 from ebm_bench.errors import ConfigError
-from ebm_bench.evaluate import QUALITY_COLUMNS
+from ebm_bench.evaluate import quality_columns
 from ebm_bench.files import read_json, write_json
 from ebm_bench.record import load_checkpoint, load_records, read_records, RESULT_REQUIRED
 from ebm_bench.runs import existing_result, train_one
@@ -199,7 +199,7 @@ def test_a_symlinked_trajectory_is_never_written_through_on_resume(trained, mnis
     assert snapshot(sentinel) == before
 
 
-@pytest.mark.parametrize("name, columns", [("trajectory.csv", STANDARD_COLUMNS), ("evaluation.csv", QUALITY_COLUMNS)])
+@pytest.mark.parametrize("name, columns", [("trajectory.csv", STANDARD_COLUMNS), ("evaluation.csv", quality_columns())])
 def test_appending_to_a_symlinked_file_refuses(tmp_path, sentinel, name, columns):
     path = tmp_path / name
     writer = TrajectoryWriter(path, columns)
@@ -280,12 +280,12 @@ def test_a_row_torn_after_the_checkpoint_is_dropped_quietly(tmp_path, capfd, tai
 
 def test_a_damaged_evaluation_file_is_moved_aside_too(tmp_path, capfd):
     path = tmp_path / "evaluation.csv"
-    header, row = ",".join(QUALITY_COLUMNS) + "\n", "6," + ",".join(["1.0"] * (len(QUALITY_COLUMNS) - 1)) + "\n"
+    header, row = ",".join(quality_columns()) + "\n", "6," + ",".join(["1.0"] * (len(quality_columns()) - 1)) + "\n"
     path.write_text(header + row + "12,0.")  # the evaluation of step 12 torn: after the checkpoint, dropped
-    TrajectoryWriter(path, QUALITY_COLUMNS).start(resume_after_step=11)
+    TrajectoryWriter(path, quality_columns()).start(resume_after_step=11)
     assert list(tmp_path.glob("evaluation.csv.corrupt-*")) == [] and pd.read_csv(path)["step"].tolist() == [6]
     path.write_text(header + row[:9])  # the evaluation of step 6 cut: rows before the checkpoint lost
-    TrajectoryWriter(path, QUALITY_COLUMNS).start(resume_after_step=11)
+    TrajectoryWriter(path, quality_columns()).start(resume_after_step=11)
     assert [p.read_text() for p in tmp_path.glob("evaluation.csv.corrupt-*")] == [header + row[:9]]
     assert f"warning: {path} is damaged" in capfd.readouterr().err
 

@@ -11,8 +11,8 @@ from ebm_bench.errors import ConfigError
 from ebm_bench.stats import (average_ranks, benjamini_hochberg, betainc, bootstrap_ci, bounded_interval, chi2_sf,
                              ci95_half_width, curve_statistics, format_significant, gammaincc, holm, kruskal_wallis,
                              mann_whitney, mann_whitney_exact, mean_difference_interval, normal_quantile, normal_sf,
-                             permutation_test, probability_of_superiority, quadratic_trend, spearman,
-                             superiority_interval, t_cdf, t_quantile, welch_t_test, wilson_interval)
+                             permutation_test, probability_of_superiority, quadratic_trend, quality_statistics,
+                             spearman, superiority_interval, t_cdf, t_quantile, welch_t_test, wilson_interval)
 
 
 def test_mann_whitney_without_ties():
@@ -526,6 +526,19 @@ def test_curve_statistics_ties_single_points_and_nan():
     diverged = curve_statistics([1, 2, 3], [0.2, 0.5, float("nan")], "higher", threshold=0.4)
     assert diverged["best"] == 0.5 and diverged["best_step"] == 2.0 and diverged["time_to_threshold"] == 2.0
     assert all(math.isnan(diverged[key]) for key in ("final", "drop", "auc", "last_k_mean"))
+
+
+def test_quality_statistics_of_a_record_leave_out_nan_and_add_the_share_near_the_best():
+    steps, values = [0, 10, 20, 30, 40], [50.0, 20.0, float("nan"), 21.0, 30.0]  # FID; the NaN one left out
+    result = quality_statistics(steps, values, "lower")
+    # finite points (0, 50), (10, 20), (30, 21), (40, 30): best 20 at 10, final 30, drop 10, last three
+    # (20 + 21 + 30) / 3; area 10 * 35 + 20 * 20.5 + 10 * 25.5 = 1015 over 40 steps; within 10% of 20
+    # (<= 22): 20 and 21 -> 2 of 4
+    assert result == pytest.approx({"last_k_mean": 71 / 3, "best": 20.0, "best_step": 10.0, "final": 30.0,
+                                    "drop": 10.0, "auc": 1015 / 40, "near_best_share": 0.5})
+    assert quality_statistics([0, 1], [float("nan")] * 2, "higher") == {}
+    with pytest.raises(ConfigError, match="one value per step"):
+        quality_statistics([0, 1, 2], [0.1, 0.2], "higher")
 
 
 @pytest.mark.parametrize("steps, values, direction, last_k, match", [

@@ -29,7 +29,7 @@ def tiny_run(name: str, run_dir: Path) -> PreparedRun:
                        checkpoint_every=1)
     images = torch.randint(0, 256, (256, *SHAPE), dtype=torch.uint8)
     data = TrainingData(TensorBatches(images, 8, seed=0, device=CPU), torch.zeros(0, *SHAPE), SHAPE, 256, "none")
-    method = make_method(name, options)
+    method = make_method(name, options, "mnist")
     method.setup(SetupContext(
         device=CPU, dataset="mnist", image_shape=SHAPE, batch_size=8, batches_per_epoch=32, expected_steps=3))
     generator, discriminator = build_networks("mlp", method.energy_model, SHAPE, 4, config.mlp)

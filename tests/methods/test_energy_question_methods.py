@@ -12,7 +12,6 @@ import torch
 from ebm_bench import Budget, MLPConfig, RunConfig
 from ebm_bench.errors import ConfigError
 from ebm_bench.methods import (
-    DEFAULT_MARGINS,
     Energies,
     SetupContext,
     ae_logistic_loss_d,
@@ -26,6 +25,7 @@ from ebm_bench.methods import (
     no_effect_loss_g,
     real_only_loss_d,
 )
+from ebm_bench.datasets import get_dataset
 from ebm_bench.nets import DOutput
 from ebm_bench.train import Trainer, prepare
 
@@ -73,8 +73,8 @@ def test_ae_logistic_at_margin_zero_is_gans_loss_on_minus_the_energy():
 
 
 def test_ae_logistic_is_eb_gans_d_with_its_margin_as_the_logits_offset():
-    method = set_up(make_method("ae-logistic", {}))
-    assert method.margin == DEFAULT_MARGINS["mnist"] == 10.0
+    method = set_up(make_method("ae-logistic", {}, "mnist"))
+    assert method.margin == get_dataset("mnist").option_defaults["margin"] == 10.0
     images, reconstruction = torch.randn(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
     out = DOutput(reconstruction=reconstruction)
     assert torch.equal(method.energy(images, out), l2_energy(images, reconstruction))
@@ -87,7 +87,7 @@ def test_ae_logistic_is_eb_gans_d_with_its_margin_as_the_logits_offset():
 @pytest.mark.parametrize("name", ["ae-logistic", "clf-hinge"])
 def test_a_dataset_without_a_default_margin_needs_one(name):
     with pytest.raises(ConfigError, match=f"{name} has no default margin for dataset 'gaussians-2d'; pass one"):
-        set_up(make_method(name, {}), "gaussians-2d")
+        set_up(make_method(name, {}, "gaussians-2d"), "gaussians-2d")
     assert set_up(make_method(name, {"margin": 1}), "gaussians-2d").margin == 1.0
     with pytest.raises(ConfigError, match="margin must be positive"):
         make_method(name, {"margin": -1})
@@ -119,7 +119,7 @@ def test_clf_hinge_losses_by_hand():
 
 def test_clf_hinge_shares_gans_real_term_and_g_loss():
     logit_real, logit_fake = torch.tensor([1.5, -0.5, 3.0]), torch.tensor([-1.0, 0.5, -4.0])
-    method = set_up(make_method("clf-hinge", {}))
+    method = set_up(make_method("clf-hinge", {}, "mnist"))
     real, fake = classifier_energy(logit_real), classifier_energy(logit_fake)
     gan_real_term = gan_loss_d(-logit_real, torch.full((1,), 1e4)).item()  # its generated term is 0 at s = -1e4
     assert real.mean().item() == pytest.approx(gan_real_term, abs=1e-6)

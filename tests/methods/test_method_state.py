@@ -5,7 +5,7 @@ import torch
 
 from ebm_bench.errors import ConfigError
 
-from ebm_bench.methods import Energies, SetupContext
+from ebm_bench.methods import make_method, Energies, SetupContext
 from ebm_bench.methods import BEGAN, EBGANPT, MAGAN, magan_margin_update
 from ebm_bench.nets import DOutput
 
@@ -96,8 +96,12 @@ def test_ebgan_pt_applies_the_term_to_encoder_codes_not_pixels():
 
 
 def test_ebgan_margin_defaults_to_the_dataset_margin():
-    method = EBGANPT()
+    """The margin is the dataset's (its spec's option_defaults): a new dataset declares it, methods/ebgan.py is not
+    touched; an option given, or declared with a value, is never replaced."""
+    method = make_method("ebgan-pt", {}, "lsun-bedroom")
     method.setup(context(dataset="lsun-bedroom"))
     assert method.margin == 80.0 and method.options() == {"margin": 80.0, "pt_weight": 0.1}
+    assert make_method("ebgan-pt", {"margin": 3}, "lsun-bedroom").margin == 3.0
+    assert make_method("ebgan-ln", {}, "mnist").margin == 16.0  # its own default, not MNIST's 10
     with pytest.raises(ConfigError, match="no default margin for dataset 'my-faces'.*--margin"):
         EBGANPT().setup(context(dataset="my-faces"))

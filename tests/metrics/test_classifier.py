@@ -19,11 +19,12 @@ from ebm_bench.metrics import (
     classifier_outputs,
     load_classifier,
 )
-from ebm_bench.metrics.classifier import WEIGHTS_PATH, _fit, file_sha256, state_dict_bytes
+from ebm_bench.files import sha256_file
+from ebm_bench.metrics.classifier import WEIGHTS_PATH, _fit, state_dict_bytes
 
 
 def test_shipped_weights_have_the_pinned_sha256():
-    assert file_sha256(WEIGHTS_PATH) == CLASSIFIER_SHA256
+    assert sha256_file(WEIGHTS_PATH) == CLASSIFIER_SHA256
 
 
 @pytest.mark.slow  # the classifier over all 10,000 test digits

@@ -52,6 +52,8 @@ def test_identical_predictions_give_zero_i_prime_and_unit_is():
     same = torch.tensor([[0.3, 0.7]] * 5, dtype=torch.float64).log()
     assert i_prime(same) == pytest.approx(0.0, abs=1e-12)
     assert mnist_is(same) == pytest.approx(1.0, abs=1e-12)
+    one_class = torch.tensor([[1e-20, 1.0 - 1e-20, 0.0]] * 7, dtype=torch.float32).clamp_min(1e-30).log()
+    assert i_prime(one_class) >= 0.0  # a KL: rounding never makes it negative
 
 
 def test_one_hot_uniform_predictions_reach_the_maximum_is():

@@ -33,6 +33,9 @@ KNOWN = {
     "energy_auroc": ({"energy_real": torch.tensor([0.0, 1.0]), "energy_fake": torch.tensor([0.5, 3.0])}, 0.75),
     "energy_heldout_mean": ({"energy_real": torch.tensor([0.0, 1.0]), "energy_fake": torch.tensor([9.0])}, 0.5),
     "energy_generated_mean": ({"energy_real": torch.tensor([0.0]), "energy_fake": torch.tensor([1.0, 5.0])}, 3.0),
+    # predicts 0, 1, 1 against labels 0, 0, 1: one of three wrong
+    "test_error": ({"class_logits": torch.tensor([[2.0, 1.0], [0.0, 1.0], [0.0, 5.0]]),
+                    "class_labels": torch.tensor([0, 0, 1])}, 100 / 3),
 }
 INCEPTION = {"is", "is_std", "fid", "kid", "kid_std", "inception_precision", "inception_recall",
              "inception_density", "inception_coverage"}  # checked on real images below (one small test: slow on a CPU)
@@ -47,6 +50,8 @@ def known_inputs(values: dict) -> MetricInputs:
                                                   values.get("classifier_features"))
     if "reference_classifier_features" in values:
         inputs.__dict__["reference_classifier_features"] = values["reference_classifier_features"]
+    if "class_logits" in values:  # D's class logits of a labelled test set, as the evaluation hands them over
+        inputs.class_logits, inputs.class_labels = values["class_logits"], values["class_labels"]
     return inputs
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ebm_bench.errors import ConfigError
-from ebm_bench.metrics import auroc, heldout_energy
+from ebm_bench.metrics import auroc
 from ebm_bench.stats import average_ranks
 
 
@@ -54,9 +54,3 @@ def test_nan_and_empty_energies_are_rejected():
         auroc([1.0, float("nan")], [2.0])
     with pytest.raises(ConfigError, match="empty"):
         auroc([], [2.0])
-
-
-def test_heldout_energy_is_the_mean_over_all_batches():
-    images = torch.arange(10, dtype=torch.float32).view(10, 1, 1, 1)
-    energy = heldout_energy(lambda batch: batch.view(len(batch)) * 2.0, images, batch_size=3)
-    assert energy == pytest.approx(9.0)  # 2 * mean(0..9)

@@ -11,7 +11,10 @@ from ebm_bench.metrics import (
     CLASSIFIER_SHA256,
     METRICS,
     TORCH_FIDELITY_VERSION,
+    headline_order,
+    over_training_metrics,
     parse_metric_names,
+    ranking_order,
     register_metric,
     score_images,
     score_images_with_provenance,
@@ -23,15 +26,44 @@ def test_registry_names_and_directions():
     inception_prdc = {f"inception_{name}" for name in prdc}
     assert set(METRICS) == {"i_prime", "mnist_is", "classes_covered", "class_kl", "fid_mnist", "is", "fid", "kid",
                             "is_std", "kid_std", "energy_auroc", "energy_heldout_mean", "energy_generated_mean",
-                            *prdc, *inception_prdc}
+                            "test_error", *prdc, *inception_prdc}
     higher = {name for name, info in METRICS.items() if info.direction == "higher"}
     lower = {name for name, info in METRICS.items() if info.direction == "lower"}
     assert higher == {"i_prime", "mnist_is", "classes_covered", "is", *prdc, *inception_prdc}
-    assert lower == {"class_kl", "fid_mnist", "fid", "kid"}
+    assert lower == {"class_kl", "fid_mnist", "fid", "kid", "test_error"}
     assert {name for name, m in METRICS.items() if m.direction is None} == {  # no better side
         "energy_auroc", "energy_heldout_mean", "energy_generated_mean", "is_std", "kid_std"}
-    direction, description = METRICS["fid"]  # unpacks as (direction, description)
-    assert direction == "lower" and description
+    assert all(metric.description for metric in METRICS.all().values())
+
+
+def test_a_metrics_facts_live_on_its_descriptor():
+    """Scored over training, shown first, ranked by default, provenance: each a field of the registered metric,
+    read by evaluation, leaderboards, plots and the summary (no list of names elsewhere)."""
+    assert set(over_training_metrics()) == {"i_prime", "classes_covered", "fid_mnist", "precision", "recall",
+                                            "test_error"}
+    # test_error first: only semi-supervised runs hold it, and where they do it is their task's score
+    assert headline_order()[:6] == ["test_error", "fid_mnist", "i_prime", "classes_covered", "precision", "recall"]
+    assert ranking_order() == ["test_error", "fid_mnist", "fid", "i_prime", "mnist_is", "classes_covered"]
+    assert METRICS["recall"].provenance == ("prdc_k",) and METRICS["kid_std"].provenance == ("kid",)
+    assert METRICS["fid"].over_training is False  # Inception is too slow to run every few hundred steps
+
+
+def test_a_plugin_metric_declares_its_facts_in_one_place(own_metrics):
+    from ebm_bench.leaderboard import default_rank_by, headline_metrics
+    from ebm_bench.plots import default_metrics
+    import pandas as pd
+
+    register_metric("sharpness_x", "higher", "samples", over_training=True, headline=0, ranking=0)(lambda inputs: 1.0)
+    assert "sharpness_x" in over_training_metrics()
+    assert headline_order()[0] == ranking_order()[0] == "sharpness_x"
+    assert default_rank_by(["fid_mnist", "sharpness_x"]) == "sharpness_x"
+    assert headline_metrics(["fid_mnist", "i_prime", "sharpness_x"], None, 2) == ["sharpness_x", "fid_mnist"]
+    records = pd.DataFrame({"evaluation.fid_mnist": [1.0], "evaluation.sharpness_x": [2.0]})
+    assert default_metrics(records) == ["evaluation.sharpness_x", "evaluation.fid_mnist"]
+    with pytest.raises(ConfigError, match="unknown field.*rank_first"):
+        register_metric("sharpness_y", "higher", "samples", rank_first=True)(lambda inputs: 1.0)
+    with pytest.raises(ConfigError, match="headline is a whole number"):
+        register_metric("sharpness_z", "higher", "samples", headline="first")(lambda inputs: 1.0)
 
 
 def test_parse_metric_names_deduplicates_and_rejects_unknown_names():

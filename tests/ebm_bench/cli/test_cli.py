@@ -21,7 +21,7 @@ def test_unknown_method_lists_the_known_ones(capsys):
     assert main(["run", "--methods", "ebgan,wgan-gp"]) == 2
     err = capsys.readouterr().err
     assert "unknown method 'wgan-gp'" in err
-    assert "ae-logistic, ae-real, began, clf-hinge, ebgan, ebgan-pt, gan, magan" in err
+    assert "ae-logistic, ae-real, began, clf-hinge, ebgan, ebgan-ln, ebgan-pt, gan, ladder" in err
     assert "Traceback" not in err
 
 

@@ -140,9 +140,10 @@ def test_classifier_train_writes_the_weights_it_reports(parser, mnist_root, tmp_
     import torch
 
     import ebm_bench.metrics.classifier as classifier_module
-    from ebm_bench.metrics.classifier import WEIGHTS_PATH, MnistClassifier, file_sha256
+    from ebm_bench.files import sha256_file
+    from ebm_bench.metrics.classifier import WEIGHTS_PATH, MnistClassifier
 
-    shipped = file_sha256(WEIGHTS_PATH)
+    shipped = sha256_file(WEIGHTS_PATH)
     monkeypatch.setattr(classifier_module, "accuracy", lambda model, images, labels: 0.5)
     out = tmp_path / "weights" / "mine.pt"
     printed = _run(parser, "classifier", "train", "--data-root", str(mnist_root), "--out", str(out),
@@ -152,7 +153,7 @@ def test_classifier_train_writes_the_weights_it_reports(parser, mnist_root, tmp_
     assert f"sha256: {sha}" in printed and "test accuracy: 50.00%" in printed
     assert "matches the pinned sha256: no" in printed and f"wrote {out}" in printed
     MnistClassifier().load_state_dict(torch.load(out, weights_only=True))  # a classifier's weights
-    assert file_sha256(WEIGHTS_PATH) == shipped
+    assert sha256_file(WEIGHTS_PATH) == shipped
 
 
 @pytest.mark.slow

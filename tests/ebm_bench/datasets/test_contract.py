@@ -11,7 +11,7 @@ from ebm_bench.datasets import DATASETS
 CPU = torch.device("cpu")
 FIXTURES = {"mnist": "mnist_root", "celeba": "celeba_root", "lsun-bedroom": "lsun_root",
             "lsun-bedroom-patches": "lsun_root", "folder": "folder_root",
-            "gaussians-2d": "tmp_path"}  # generated from its parameters: no files
+            "gaussians-2d": "tmp_path", "pi-mnist": "mnist_root"}  # gaussians: generated from its parameters
 
 
 @pytest.fixture(autouse=True)

@@ -88,6 +88,52 @@ def test_scores_over_training_rank_in_their_own_direction(tmp_path):
         leaderboard_table(records, ["i_prime.best"])
 
 
+def test_whole_curve_statistics_rank_in_the_metrics_direction_and_old_records_get_them(tmp_path):
+    # A record written before last_k_mean and auc (its result.json lacks them) gets them from its evaluation.csv
+    old = {"fid_mnist": {"best": 10.0, "best_step": 100, "final": 40.0, "drop": 30.0, "near_best_share": 0.5}}
+    write_run(tmp_path, "ebgan-0", "ebgan", 0, {"fid_mnist": 40.0}, quality=old)
+    (tmp_path / "ebgan-0" / "evaluation.csv").write_text("step,fid_mnist\n100,10.0\n200,12.0\n300,20.0\n400,40.0\n")
+    # a record that has them keeps its own (the evaluation.csv would give other values)
+    new = {"fid_mnist": {"best": 15.0, "best_step": 100, "final": 15.0, "drop": 0.0, "near_best_share": 1.0,
+                         "last_k_mean": 15.0, "auc": 15.0}}
+    write_run(tmp_path, "gan-0", "gan", 0, {"fid_mnist": 15.0}, quality=new)
+    (tmp_path / "gan-0" / "evaluation.csv").write_text("step,fid_mnist\n100,99.0\n200,99.0\n")
+    records = load_records([tmp_path])
+    ebgan = records[records["method"] == "ebgan"].iloc[0]
+    # last three (12 + 20 + 40) / 3 = 24; area 100 * (11 + 16 + 30) = 5700 over 300 steps = 19; recorded best kept
+    assert ebgan["quality.fid_mnist.last_k_mean"] == pytest.approx(24.0)
+    assert ebgan["quality.fid_mnist.auc"] == pytest.approx(19.0) and ebgan["quality.fid_mnist.drop"] == 30.0
+    gan = records[records["method"] == "gan"].iloc[0]
+    assert gan["quality.fid_mnist.last_k_mean"] == 15.0 and gan["quality.fid_mnist.auc"] == 15.0
+    by_last = leaderboard_table(records, ["fid_mnist.last_k_mean"], rank_by="fid_mnist.last_k_mean")  # lower: better
+    assert list(by_last["method"]) == ["gan", "ebgan"] and by_last["fid_mnist.last_k_mean_mean"].tolist() == [15, 24]
+    by_auc = leaderboard_table(records, ["fid_mnist.auc"], rank_by="fid_mnist.auc")
+    assert list(by_auc["method"]) == ["gan", "ebgan"]
+    by_best = leaderboard_table(records, ["fid_mnist.best"], rank_by="fid_mnist.best")
+    assert list(by_best["method"]) == ["ebgan", "gan"]
+
+
+def test_a_garbled_evaluation_csv_leaves_the_record_readable_with_a_warning(tmp_path):
+    write_run(tmp_path, "ebgan-0", "ebgan", 0, {"fid_mnist": 40.0})
+    (tmp_path / "ebgan-0" / "evaluation.csv").write_text("step,fid_mnist\n200,10.0\n100,12.0\n")  # steps unsorted
+    with pytest.warns(UserWarning, match="evaluation.csv: unreadable .*sort the curve by step"):
+        records = load_records([tmp_path])
+    assert records["evaluation.fid_mnist"].tolist() == [40.0]
+    assert not any(column.startswith("quality.") for column in records)
+
+
+def test_the_cli_ranks_by_the_mean_of_the_last_three_evaluations(tmp_path, capsys):
+    # ebgan ends better (15 < 20) but its last three average worse ((30 + 30 + 15) / 3 = 25 > 20)
+    for name, method, curve in (("ebgan-0", "ebgan", (10.0, 30.0, 30.0, 15.0)), ("gan-0", "gan", (50.0, 20, 20, 20))):
+        write_run(tmp_path, name, method, 0, {"fid_mnist": curve[-1]})
+        (tmp_path / name / "evaluation.csv").write_text(
+            "step,fid_mnist\n" + "".join(f"{100 * (k + 1)},{v}\n" for k, v in enumerate(curve)))
+    assert main(["leaderboard", str(tmp_path), "--format", "csv", "--metrics", "fid_mnist.last_k_mean",
+                 "--rank-by", "fid_mnist.last_k_mean", "--reference", "none"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("1,mnist,1000 steps,gan,") and lines[2].startswith("2,mnist,1000 steps,ebgan,")
+
+
 def test_reference_row_is_kept_apart_from_the_ranking(runs):
     table = leaderboard_table(load_records([runs]), ["i_prime"], reference={"i_prime": 2.3}, reference_label="real")
     real = row(table, "real")

@@ -10,7 +10,7 @@ from ebm_bench.config import MLPConfig
 from ebm_bench.errors import ConfigError
 from ebm_bench.nets import ENERGY_MODELS, NETS, build_networks
 
-SHAPES = [(1, 32, 32), (3, 64, 64), (3, 1, 1)]  # (3, 1, 1): gaussians-2d's points
+SHAPES = [(1, 32, 32), (3, 64, 64), (3, 1, 1), (1, 28, 28)]  # (3, 1, 1): gaussians-2d's points; 28: pi-mnist's
 
 
 def build(name, energy_model):

@@ -302,3 +302,34 @@ def test_a_sweep_killed_outright_takes_its_worker_processes_with_it(mnist_root, 
         for pid in {sweep.pid} | workers | _children(sweep.pid):
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_run_and_sweep_share_one_execute_and_only_run_stops_on_a_users_mistake(mnist_root, tmp_path):
+    """`execute` trains packs for `ebm-bench run` and `ebm-bench sweep` alike: each outcome carries the run's
+    record, a Progress hears each run and each outcome; a user's mistake (no data here) fails that run in a sweep
+    and stops `run` (raise_errors) with its one line."""
+    from ebm_bench.errors import DataNotFoundError
+    from ebm_bench.sweep import Local, Progress, execute
+
+    class Heard(Progress):
+        def __init__(self):
+            super().__init__()
+            self.started, self.done_runs = [], []
+
+        def run_callbacks(self, config):
+            self.started.append(config.seed)
+            return super().run_callbacks(config)
+
+        def done(self, outcome):
+            self.done_runs.append((outcome.config.seed, outcome.status))
+
+    configs = expand(["ebgan"], [0, 1], {}, base(mnist_root, tmp_path, steps=4))
+    heard = Heard()
+    outcomes = execute([configs], Local(), heard)  # one pack of two
+    assert heard.started == [0, 1] and heard.done_runs == [(0, "finished"), (1, "finished")]
+    assert [o.result.steps for o in outcomes] == [4, 4] and outcomes[0].result.run_dir == outcomes[0].run_dir
+    missing = dataclasses.replace(configs[0], data_root=str(tmp_path / "nowhere"), seed=5)
+    (failed,) = execute([[missing]], Local())
+    assert failed.status == "failed" and failed.result is None and "DataNotFoundError" in failed.error
+    with pytest.raises(DataNotFoundError):
+        execute([[missing]], Local(), raise_errors=True)

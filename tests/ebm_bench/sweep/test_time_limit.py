@@ -14,7 +14,8 @@ from ebm_bench import Budget, MLPConfig, RunConfig
 from ebm_bench.api import train_one
 from ebm_bench.cli import main
 from ebm_bench.errors import ConfigError
-from ebm_bench.sweep import _window_plan, cost, executors, expand, pack_works, parse_time_limit
+from ebm_bench.cli.sweep import _window_plan
+from ebm_bench.sweep import cost, executors, expand, pack_works, parse_time_limit
 from ebm_bench.sweep.cost import Calibration, CostBook, Left, PackWork, ShapeCost, predict
 from ebm_bench.sweep.executors import Outcome, execute_window
 
