@@ -35,8 +35,7 @@ from .device import set_matmul_precision
 from .errors import ConfigError
 from .files import atomic_write_bytes
 from .datasets import to_unit_range
-from .metrics import (METRICS, Reference, auroc, over_training_metrics, score_classes, score_image_sets,
-                      score_images_with_provenance)
+from .metrics import METRICS, Reference, auroc, over_training_metrics, score
 from .metrics.inception import resolve_weights_path
 from .record import EVALUATION, SAMPLES, quality_from_evaluation
 from .train import EVAL_BATCH, Energies, PreparedRun
@@ -146,8 +145,7 @@ def evaluate_runs(runs: list[PreparedRun]) -> list[tuple[dict[str, Any], dict[st
         names, cfg = _sample_metrics(_by_need(first)), first.config
         set_matmul_precision(cfg.matmul)
         sets = [sample(runs[i].generator, cfg.eval_n, cfg.z_dim, SAMPLE_SEED + 2, runs[i].device) for i in members]
-        scored = score_image_sets(sets, names, _reference(first), device=first.device,
-                                  data_root=first.resolved["data_root"])
+        scored = score(names, sets, _reference(first), device=first.device, data_root=first.resolved["data_root"])
         for i, (scores, provenance) in zip(members, scored):
             out[i][0].update(scores | {"n": cfg.eval_n})
             out[i][1].update(provenance)
@@ -195,8 +193,7 @@ def _energy_scores(run: PreparedRun, names: list[str]) -> dict[str, Any]:
     real = energies(run, run.data.holdout)
     fake = energies(run, sample(run.generator, min(N_EVAL_FAKE, len(run.data.holdout)), cfg.z_dim,
                                 SAMPLE_SEED + 1, run.device))
-    scores, _ = score_images_with_provenance(None, names, None, device=run.device, energy_real=real,
-                                             energy_fake=fake)
+    ((scores, _),) = score(names, None, None, device=run.device, energy_real=real, energy_fake=fake)
     return scores | {"n_heldout": len(real), "n_generated": len(fake)}
 
 
@@ -215,16 +212,15 @@ def _class_scores(run: PreparedRun, names: list[str]) -> dict[str, Any]:
     test = run.data.test
     logits = run.discriminator.classify(to_unit_range(test.images.to(run.device)),
                                         to_unit_range(run.data.batches.images[:CALIBRATION_N]))
-    scores, provenance = score_classes(names, logits, test.labels)
-    return scores | provenance
+    ((scores, _),) = score(names, None, None, device=run.device, class_logits=logits, class_labels=test.labels)
+    return scores | {"n_test": len(test.labels)}
 
 
 def _inception_scores(run: PreparedRun, names: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     cfg = run.config
     samples = sample(run.generator, cfg.inception_n, cfg.z_dim, SAMPLE_SEED + 3, run.device)
-    scores, record = score_images_with_provenance(samples, names, _reference(run), device=run.device,
-                                                  data_root=run.resolved["data_root"],
-                                                  inception_weights=cfg.inception_weights)
+    ((scores, record),) = score(names, samples, _reference(run), device=run.device,
+                                data_root=run.resolved["data_root"], inception_weights=cfg.inception_weights)
     return scores | {"inception_n": len(samples)}, record
 
 
@@ -270,8 +266,8 @@ class QualityLog:
             if self.reference is None:
                 reference = _reference(first)
                 self.reference = Reference.build(reference, samples[0], first.resolved["data_root"])
-            scored = score_image_sets(samples, self.metrics, self.reference, device=first.device,
-                                      data_root=first.resolved["data_root"])
+            scored = score(self.metrics, samples, self.reference, device=first.device,
+                           data_root=first.resolved["data_root"])
             for row, (scores, _) in zip(rows, scored):
                 row.update(scores)
         if self.energy:

@@ -58,7 +58,7 @@ from .inception import (
 from .inputs import MetricInputs, SharedClassifierPass
 from .prdc import DEFAULT_K as PRDC_K, PRDC_METRIC_OBJECTS as _PRDC, density_coverage, knn_radii, precision_recall, prdc
 from .reference import MNIST_REFERENCES, Reference
-from .test_error import CLASS_METRICS as _CLASSES, ClassInputs, error_percent
+from .test_error import CLASS_METRICS as _CLASSES, error_percent
 
 
 def _check(name: str, metric: Any) -> Metric:
@@ -133,12 +133,12 @@ __all__ = [
     "METRICS", "Metric", "MetricInputs", "NEEDS", "CLASSIFIER_METRICS", "INCEPTION_METRIC_NAMES",
     "ENERGY_METRIC_NAMES", "MNIST_REFERENCES", "Reference", "parse_metric_names", "register_metric",
     "over_training_metrics", "headline_order", "ranking_order",
-    "score_images", "score_images_with_provenance", "score_image_sets", "provenance", "resolve_device",
+    "score", "score_images", "provenance", "resolve_device",
     "PRDC_K", "prdc", "precision_recall", "density_coverage", "knn_radii",
     "i_prime", "mnist_is", "classes_covered", "class_kl", "frechet_distance", "feature_statistics", "fid_mnist",
     "DEFAULT_MIN_SHARE", "inception_metrics", "InceptionReference", "reference_cache_key", "resolve_weights_path",
     "to_uint8_rgb", "weights_sha256", "KidSetting", "kid_setting", "compute_metric",
-    "auroc", "CLASS_METRIC_NAMES", "ClassInputs", "error_percent", "score_classes",
+    "auroc", "CLASS_METRIC_NAMES", "error_percent",
     "MnistClassifier", "load_classifier", "train_classifier", "classifier_log_probs", "classifier_features",
     "classifier_outputs",
     "CLASSIFIER_SHA256", "CLASSIFIER_TEST_ACCURACY", "WeightsMismatchError", "TORCH_FIDELITY_VERSION",
@@ -156,63 +156,45 @@ def parse_metric_names(metrics: str | list[str] | tuple[str, ...]) -> list[str]:
     return names
 
 
+def score(metrics, images: torch.Tensor | list[torch.Tensor] | None = None,
+          reference: str | torch.Tensor | Reference | None = "mnist-test", *, n: int | None = None,
+          device: str | torch.device = "cpu", inception_weights=None, data_root=None, cache_dir=None,
+          energy_real: torch.Tensor | None = None, energy_fake: torch.Tensor | None = None,
+          class_logits: torch.Tensor | None = None, class_labels: torch.Tensor | None = None
+          ) -> list[tuple[dict[str, float], dict]]:
+    """The one way ebm-bench scores: (scores, provenance) of the registered `metrics` for each set of generated
+    images, the provenance being what a run record stores beside the numbers (N, weights hashes, versions).
+
+    `images`: float images in [-1, 1], N x C x H x W, or a list of such sets of one shape and size (the runs of a
+    pack: one classifier pass over all of them, and one reference whose features are computed once), or None when
+    the metrics read only D's energies (`energy_real`, `energy_fake`: held-out real and generated) or D's class
+    logits of a labelled test set (`class_logits`, `class_labels`). `n`: score the first n images of each set.
+    `reference` is "mnist-test", "mnist-train", a tensor of reference images, or a Reference built earlier.
+    One entry per image set (one when `images` is a single set or None)."""
+    names = parse_metric_names(metrics)
+    sets = images if isinstance(images, list) else [images]
+    sets = [None if s is None else _select(_check_generated(s), n) for s in sets]
+    shapes = {tuple(s.shape) for s in sets if s is not None}
+    if len(shapes) > 1:
+        raise ConfigError(f"scoring several sets needs sets of one shape and size, got {sorted(shapes)}; score sets "
+                          "of other sizes in separate calls")
+    build = _reference_builder(reference, sets[0], data_root)
+    shared_reference = functools.cache(build) if build is not None else None
+    shared = SharedClassifierPass(sets) if len(sets) > 1 else None
+    device = resolve_device(device)
+    return [_score(MetricInputs(samples, shared_reference, device, energy_real, energy_fake, inception_weights,
+                                _inception_names(names), cache_dir, shared=shared, member=k,
+                                class_logits=class_logits, class_labels=class_labels), names)
+            for k, samples in enumerate(sets)]
+
+
 def score_images(images: torch.Tensor, metrics, reference: str | torch.Tensor = "mnist-test", n: int | None = None,
                  device: str | torch.device = "cpu", inception_weights=None, data_root=None,
                  cache_dir=None) -> dict[str, float]:
-    """The requested metrics (registered names) of float images in [-1, 1], N x C x H x W.
-
-    `reference` is "mnist-test", "mnist-train", or a tensor of reference images (float in [-1, 1] or uint8).
-    See `score_images_with_provenance` for the record of what produced the numbers.
-    """
-    scores, _ = score_images_with_provenance(images, metrics, reference, n, device, inception_weights, data_root,
-                                             cache_dir)
-    return scores
-
-
-def score_images_with_provenance(images: torch.Tensor | None, metrics, reference: str | torch.Tensor | None =
-                                 "mnist-test", n: int | None = None, device: str | torch.device = "cpu",
-                                 inception_weights=None, data_root=None, cache_dir=None,
-                                 energy_real: torch.Tensor | None = None, energy_fake: torch.Tensor | None = None
-                                 ) -> tuple[dict[str, float], dict]:
-    """(scores, provenance): `score_images` plus what a run record must store next to the numbers.
-
-    Energy metrics read `energy_real` and `energy_fake`; every other metric reads `images`. `reference` may also
-    be a Reference built earlier (its classifier features are then computed once for all the calls that share it).
-    """
-    names = parse_metric_names(metrics)
-    if images is not None:
-        images = _select(_check_generated(images), n)
-    build = _reference_builder(reference, images, data_root)
-    inputs = MetricInputs(images, build, resolve_device(device), energy_real, energy_fake, inception_weights,
-                          _inception_names(names), cache_dir)
-    return _score(inputs, names)
-
-
-def score_classes(metrics, class_logits: torch.Tensor, labels: torch.Tensor) -> tuple[dict[str, float], dict]:
-    """(scores, provenance) of metrics that need "classes": D's class logits of a labelled test set and its labels."""
-    names = parse_metric_names(metrics)
-    inputs = ClassInputs(class_logits, labels)
-    return {name: compute_metric(METRICS.all()[name], inputs) for name in names}, {"n_test": len(labels)}
-
-
-def score_image_sets(image_sets: list[torch.Tensor], metrics, reference: str | torch.Tensor | Reference =
-                     "mnist-test", device: str | torch.device = "cpu", inception_weights=None, data_root=None,
-                     cache_dir=None) -> list[tuple[dict[str, float], dict]]:
-    """`score_images_with_provenance` for several sets of generated images of one shape and size (the runs of a
-    pack): one classifier pass over all of them, and one reference (its features and radii computed once)."""
-    names = parse_metric_names(metrics)
-    image_sets = [_check_generated(images) for images in image_sets]
-    shapes = {tuple(images.shape) for images in image_sets}
-    if len(shapes) != 1:
-        raise ConfigError(f"score_image_sets scores sets of one shape and size, got {sorted(shapes)}; score "
-                          "sets of other sizes in separate calls")
-    device = resolve_device(device)
-    build = _reference_builder(reference, image_sets[0], data_root)
-    shared_reference = functools.cache(build) if build is not None else None
-    shared = SharedClassifierPass(image_sets)
-    return [_score(MetricInputs(images, shared_reference, device, None, None, inception_weights,
-                                _inception_names(names), cache_dir, shared=shared, member=k), names)
-            for k, images in enumerate(image_sets)]
+    """The scores alone of one set of float images in [-1, 1], N x C x H x W: `score` for a person at a prompt
+    (`score` also returns the provenance a record stores beside them)."""
+    return score(metrics, images, reference, n=n, device=device, inception_weights=inception_weights,
+                 data_root=data_root, cache_dir=cache_dir)[0][0]
 
 
 def _reference_builder(reference, images: torch.Tensor | None, data_root):

@@ -56,14 +56,29 @@ class MetricInputs:
     def __init__(self, samples: torch.Tensor | None = None, reference=None, device: torch.device | str = "cpu",
                  energy_real: torch.Tensor | None = None, energy_fake: torch.Tensor | None = None,
                  inception_weights=None, inception_names: tuple[str, ...] = (), cache_dir=None,
-                 shared: SharedClassifierPass | None = None, member: int = 0):
+                 shared: SharedClassifierPass | None = None, member: int = 0,
+                 class_logits: torch.Tensor | None = None, class_labels: torch.Tensor | None = None):
         self._samples, self._reference = samples, reference
+        self._class_logits, self._class_labels = class_logits, class_labels
         self._shared, self._member = shared, member
         self.device = torch.device(device)
         self._energy_real, self._energy_fake = energy_real, energy_fake
         self.inception_weights, self.inception_names, self.cache_dir = inception_weights, inception_names, cache_dir
         self.used: set[str] = set()  # what was read: "classifier", "reference", "inception" (for provenance)
         self.kid: KidSetting | None = None  # how KID was computed, once it was (for provenance)
+
+    @property
+    def class_logits(self) -> torch.Tensor:
+        """D's class logits of a labelled test set (a D that classifies: the ladder network on pi-mnist)."""
+        if self._class_logits is None:
+            raise ConfigError("this metric needs D's class logits of a labelled test set, and none were given")
+        return self._class_logits
+
+    @property
+    def class_labels(self) -> torch.Tensor:
+        if self._class_labels is None:
+            raise ConfigError("this metric needs the labels of a labelled test set, and none were given")
+        return self._class_labels
 
     @property
     def samples(self) -> torch.Tensor:

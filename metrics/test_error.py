@@ -12,7 +12,6 @@ import torch
 from ebm_bench.errors import ConfigError
 
 from .base import Metric
-from .inputs import MetricInputs
 
 
 def error_percent(class_logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -22,27 +21,6 @@ def error_percent(class_logits: torch.Tensor, labels: torch.Tensor) -> float:
                           f"{tuple(labels.shape)}")
     wrong = class_logits.argmax(dim=1).cpu() != labels.cpu().long()
     return 100.0 * wrong.double().mean().item()
-
-
-class ClassInputs(MetricInputs):
-    """MetricInputs with D's class logits of a labelled test set and the true labels."""
-
-    def __init__(self, class_logits: torch.Tensor | None, class_labels: torch.Tensor | None,
-                 device: torch.device | str = "cpu"):
-        super().__init__(device=device)
-        self._class_logits, self._class_labels = class_logits, class_labels
-
-    @property
-    def class_logits(self) -> torch.Tensor:
-        if self._class_logits is None:
-            raise ConfigError("this metric needs D's class logits of a labelled test set, and none were given")
-        return self._class_logits
-
-    @property
-    def class_labels(self) -> torch.Tensor:
-        if self._class_labels is None:
-            raise ConfigError("this metric needs the labels of a labelled test set, and none were given")
-        return self._class_labels
 
 
 CLASS_METRICS = (

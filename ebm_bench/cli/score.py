@@ -132,7 +132,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run_score(args: argparse.Namespace, out=None) -> int:
     """Load, score, print. Returns the exit code."""
     from ebm_bench.datasets import default_data_root, to_unit_range
-    from ebm_bench.metrics import parse_metric_names, score_images_with_provenance
+    from ebm_bench.metrics import parse_metric_names, score
 
     names = parse_metric_names(args.metrics)  # fail on a typo before loading anything
     images = to_unit_range(load_images(args.images))
@@ -140,10 +140,9 @@ def run_score(args: argparse.Namespace, out=None) -> int:
     if reference not in ("mnist-test", "mnist-train"):
         reference = to_unit_range(load_images(reference, option="--reference"))
     data_root = Path(args.data_root).expanduser() if args.data_root else default_data_root()
-    scores, record = score_images_with_provenance(
-        images, names, reference=reference, n=args.n, device=args.device,
-        inception_weights=args.inception_weights, data_root=data_root, cache_dir=args.cache_dir,
-    )
+    ((scores, record),) = score(names, images, reference, n=args.n, device=args.device,
+                                inception_weights=args.inception_weights, data_root=data_root,
+                                cache_dir=args.cache_dir)
     out = out if out is not None else sys.stdout
     if args.json:
         print(json.dumps(scores), file=out)

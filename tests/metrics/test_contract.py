@@ -43,15 +43,14 @@ INCEPTION = {"is", "is_std", "fid", "kid", "kid_std", "inception_precision", "in
 
 def known_inputs(values: dict) -> MetricInputs:
     inputs = MetricInputs(samples=torch.zeros(2, 1, 32, 32), energy_real=values.get("energy_real"),
-                          energy_fake=values.get("energy_fake"))
+                          energy_fake=values.get("energy_fake"), class_logits=values.get("class_logits"),
+                          class_labels=values.get("class_labels"))
     # pre-fills the cached classifier pass (log-probabilities, features), as if the classifier had run
     if "classifier_log_probs" in values or "classifier_features" in values:
         inputs.__dict__["_classifier_outputs"] = (values.get("classifier_log_probs"),
                                                   values.get("classifier_features"))
     if "reference_classifier_features" in values:
         inputs.__dict__["reference_classifier_features"] = values["reference_classifier_features"]
-    if "class_logits" in values:  # D's class logits of a labelled test set, as the evaluation hands them over
-        inputs.class_logits, inputs.class_labels = values["class_logits"], values["class_labels"]
     return inputs
 
 

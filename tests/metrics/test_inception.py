@@ -20,7 +20,7 @@ from ebm_bench.metrics import (
     kid_setting,
     reference_cache_key,
     score_images,
-    score_images_with_provenance,
+    score,
     to_uint8_rgb,
 )
 from ebm_bench.metrics.inception import WEIGHTS_ENV, cached_reference_files, resolve_weights_path, weights_sha256
@@ -224,11 +224,10 @@ def test_kid_std_is_nan_when_every_subset_is_the_whole_set(n, n_reference, sprea
 def test_the_provenance_says_why_kid_std_is_nan(inception_weights, tmp_path, monkeypatch):
     monkeypatch.setattr(torch_fidelity, "calculate_metrics", _FakeFidelity())
     images = torch.rand(30, 1, 8, 8) * 2 - 1
-    scores, record = score_images_with_provenance(images, ["kid", "kid_std"], reference=images, n=20,
-                                                  inception_weights=inception_weights, cache_dir=tmp_path)
+    ((scores, record),) = score(["kid", "kid_std"], images, images, n=20, inception_weights=inception_weights,
+                                cache_dir=tmp_path)
     assert math.isnan(scores["kid_std"]) and record["n"] == record["n_reference"] == 20
     assert record["kid_subset_size"] == 20 and record["kid_subsets"] == 100
     assert record["kid_std_note"].startswith("kid_std is NaN: the KID subsets of 20 images are the whole sets")
-    _, fid_only = score_images_with_provenance(images, ["fid"], reference=images, n=20,
-                                               inception_weights=inception_weights, cache_dir=tmp_path)
+    ((_, fid_only),) = score(["fid"], images, images, n=20, inception_weights=inception_weights, cache_dir=tmp_path)
     assert "kid_subset_size" not in fid_only  # KID's settings only where KID was computed

@@ -17,7 +17,7 @@ from ebm_bench.metrics import (
     ranking_order,
     register_metric,
     score_images,
-    score_images_with_provenance,
+    score,
 )
 
 
@@ -76,8 +76,7 @@ def test_parse_metric_names_deduplicates_and_rejects_unknown_names():
 
 
 def test_score_images_records_provenance(mnist_root, mnist_test_images):
-    scores, record = score_images_with_provenance(mnist_test_images[:300], ["mnist_is", "fid_mnist"], n=250,
-                                                  data_root=mnist_root)
+    ((scores, record),) = score(["mnist_is", "fid_mnist"], mnist_test_images[:300], n=250, data_root=mnist_root)
     assert set(scores) == {"mnist_is", "fid_mnist"}
     assert record["n"] == 250 and record["n_reference"] == 250 and record["reference"] == "mnist-test"
     assert record["classifier_sha256"] == CLASSIFIER_SHA256

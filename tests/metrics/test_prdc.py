@@ -12,8 +12,7 @@ from ebm_bench.metrics import (
     knn_radii,
     precision_recall,
     prdc,
-    score_image_sets,
-    score_images_with_provenance,
+    score,
 )
 
 # 1-D features, k = 1. Real radii (distance to the nearest other real point): 0, 1, 2, 3 -> 1; 10 -> 7.
@@ -86,18 +85,17 @@ def test_one_digit_has_high_precision_and_low_recall_and_coverage(test_features,
 
 def test_registered_on_classifier_features_with_k_in_the_provenance(mnist_test_images, mnist_root):
     assert {METRICS[name].needs for name in ("precision", "recall", "density", "coverage")} == {"classifier"}
-    scores, record = score_images_with_provenance(mnist_test_images[:500], ["precision", "coverage"],
-                                                  "mnist-train", data_root=mnist_root)
+    ((scores, record),) = score(["precision", "coverage"], mnist_test_images[:500], "mnist-train", data_root=mnist_root)
     assert scores["precision"] > 0.9 and record["prdc_k"] == 5 and record["n_reference"] == 500
 
 
 def test_a_shared_pass_scores_each_set_as_alone(mnist_test_images, mnist_root):
     sets = [mnist_test_images[:300], mnist_test_images[300:600], torch.flip(mnist_test_images[600:900], [3])]
     names = ["i_prime", "fid_mnist", "precision", "recall", "density", "coverage"]
-    together = score_image_sets(sets, names, "mnist-train", data_root=mnist_root)
+    together = score(names, sets, "mnist-train", data_root=mnist_root)
     for images, (scores, record) in zip(sets, together):
-        alone, alone_record = score_images_with_provenance(images, names, "mnist-train", data_root=mnist_root)
+        ((alone, alone_record),) = score(names, images, "mnist-train", data_root=mnist_root)
         assert scores == pytest.approx(alone, rel=1e-6, abs=1e-9) and record == alone_record
     assert together[2][0]["precision"] < together[0][0]["precision"]  # mirrored digits are off the manifold
     with pytest.raises(ConfigError, match="one shape and size"):
-        score_image_sets([mnist_test_images[:300], mnist_test_images[:200]], names, "mnist-train")
+        score(names, [mnist_test_images[:300], mnist_test_images[:200]], "mnist-train")
