@@ -27,7 +27,7 @@ def pack_key(config: RunConfig) -> str:
     if loop.schedules or loop.generator_off_after is not None:
         data["loop"] = {"scheduled": sorted(loop.schedules), "generator_off_after": loop.generator_off_after}
     data["mlp"]["dropout_d"] = None
-    optim = optim_base(config)  # None: the run's defaults (dataset, method)
+    optim = config.optim or optim_base(config)  # planned configs are resolved; None: the run's defaults
     data["optim"] = {"optimizer_g": optim.optimizer_g, "optimizer_d": optim.optimizer_d}
     return json.dumps(data, sort_keys=True, default=str)
 
