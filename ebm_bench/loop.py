@@ -261,11 +261,13 @@ class Step:
         self.schedules: ScheduledValues | None = scheduled_values([s.run.loop_options for s in states],
                                                                   states[0].run.device)
         self.generator_trained = any(s.result.generator_steps for s in states)
+        self.updates_g = True  # G's weights train in this step (not frozen: generator_frozen_after)
         self.end = states[0].config.budget.expected_steps(states[0].config.batch_size)  # for lr_decay_from
 
     def __call__(self, step: int, check_contract: bool) -> None:
         """Step `step` (0-based) of every live run. `check_contract`: check the method's outputs (a host sync)."""
         trains_g = self.states[0].trains_generator(step)  # a pack's runs share the method's and phase's settings
+        self.updates_g = trains_g and self.states[0].run.loop_options.updates_generator(step)
         check_g = trains_g and not self.generator_trained
         if self.states[0].run.loop_options.lr_decay_from is not None:
             self.set_lr_factor(self.states[0].run.loop_options.lr_factor(step, self.end))
@@ -284,7 +286,7 @@ class Step:
             stats.add_scalar(name, value)
         for state in self.states:
             if state.live:
-                if trains_g:
+                if self.updates_g:
                     state.result.generator_steps += 1
                 else:
                     state.result.pretrain_steps += 1

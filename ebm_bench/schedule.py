@@ -7,12 +7,17 @@
 - `generator_off_after = N` is a phase: G trains in the first N steps only. From step N on, D trains alone (its
   loss is given no generated batch, as in MAGAN's pre-training), and G and G's optimiser are left as they are.
 
+- `generator_frozen_after = N` is a phase too: G trains in the first N steps only, and from step N on D goes on
+  training against that frozen G's samples (the contrastive term stays). This is the D the GAN critique reasons
+  about: the optimal D for a fixed generator. G's weights and optimiser are left as they are (its BatchNorm running
+  statistics, which only its evaluation-mode samples use, keep tracking the fixed G's batches).
+
 - `lr_decay_from = N` decays both learning rates linearly to 0 over the steps from N to the end of the budget (the
   ladder papers' and the EBGAN paper's appendix D schedule): step s >= N trains with lr * (END - s) / (END - N),
   END the budget in steps, so step N keeps the full lr and the last step trains with lr / (END - N). It needs a
   budget in steps or images; a run that ends before N never decays.
 
-All three are pure functions of the step: a checkpoint holds nothing for them, and a resumed run goes on where it
+All four are pure functions of the step: a checkpoint holds nothing for them, and a resumed run goes on where it
 stopped. Both are method options of the run, so they are in its configuration and its id. Steps are 0-based: step
 s is the (s+1)-th update, and a trajectory row after s steps shows the value step s will use.
 
@@ -35,6 +40,7 @@ from .methods import get_method, option_names
 
 SCHEDULE_SUFFIX = "_schedule"
 GENERATOR_OFF_AFTER = "generator_off_after"
+GENERATOR_FROZEN_AFTER = "generator_frozen_after"
 LR_DECAY_FROM = "lr_decay_from"
 
 
@@ -87,9 +93,16 @@ class LoopOptions:
     schedules: dict[str, Linear] = field(default_factory=dict)
     generator_off_after: int | None = None
     lr_decay_from: int | None = None  # the step from which both learning rates decay linearly to 0 at the end
+    generator_frozen_after: int | None = None  # the step from which G stops training but still draws D's samples
 
     def trains_generator(self, step: int) -> bool:
+        """Whether G draws samples for D in step `step` (and, unless frozen, trains)."""
         return self.generator_off_after is None or step < self.generator_off_after
+
+    def updates_generator(self, step: int) -> bool:
+        """Whether G's weights train in step `step`."""
+        return self.trains_generator(step) and (self.generator_frozen_after is None
+                                                or step < self.generator_frozen_after)
 
     def lr_factor(self, step: int, end: int) -> float:
         """What step `step` (0-based) of a run of `end` steps multiplies its learning rates by."""
@@ -102,13 +115,16 @@ class LoopOptions:
         """As method options, canonically spelled: what the run's config records and hashes."""
         return ({f"{name}{SCHEDULE_SUFFIX}": schedule.spec() for name, schedule in sorted(self.schedules.items())}
                 | ({GENERATOR_OFF_AFTER: self.generator_off_after} if self.generator_off_after is not None else {})
-                | ({LR_DECAY_FROM: self.lr_decay_from} if self.lr_decay_from is not None else {}))
+                | ({LR_DECAY_FROM: self.lr_decay_from} if self.lr_decay_from is not None else {})
+                | ({GENERATOR_FROZEN_AFTER: self.generator_frozen_after}
+                   if self.generator_frozen_after is not None else {}))
 
 
 def loop_option_names(method: str) -> set[str]:
     """The loop's option names that apply to `method`: a schedule per float option, and the generator's phase."""
     own = option_names(method)
-    return ({f"{name}{SCHEDULE_SUFFIX}" for name in float_options(method)} | {GENERATOR_OFF_AFTER, LR_DECAY_FROM}) - own
+    phases = {GENERATOR_OFF_AFTER, GENERATOR_FROZEN_AFTER, LR_DECAY_FROM}
+    return ({f"{name}{SCHEDULE_SUFFIX}" for name in float_options(method)} | phases) - own
 
 
 def run_option_names(method: str) -> set[str]:
@@ -128,13 +144,7 @@ def split_options(method: str, options: dict[str, Any]) -> tuple[dict[str, Any],
             raise ConfigError(f"{name} {own[name]!r} and {name}{SCHEDULE_SUFFIX} {schedule.spec()} (which starts at "
                               f"{schedule.first:g}) disagree; give only the schedule")
         own[name] = schedule.first
-    off = options.get(GENERATOR_OFF_AFTER) if GENERATOR_OFF_AFTER in loop_names else None
-    if off is not None:
-        steps = _number(off)
-        if steps is None or steps != int(steps) or steps < 1:
-            raise ConfigError(f"{GENERATOR_OFF_AFTER} must be a whole number of steps >= 1 (G trains in the steps "
-                              f"before it), got {off!r}; e.g. -o {GENERATOR_OFF_AFTER}=60000")
-        off = int(steps)
+    off, frozen = (_phase_step(options, name, loop_names) for name in (GENERATOR_OFF_AFTER, GENERATOR_FROZEN_AFTER))
     decay = options.get(LR_DECAY_FROM) if LR_DECAY_FROM in loop_names else None
     if decay is not None:
         steps = _number(decay)
@@ -142,7 +152,19 @@ def split_options(method: str, options: dict[str, Any]) -> tuple[dict[str, Any],
             raise ConfigError(f"{LR_DECAY_FROM} must be a whole number of steps >= 0 (the learning rates decay "
                               f"linearly to 0 from it to the end), got {decay!r}; e.g. -o {LR_DECAY_FROM}=80000")
         decay = int(steps)
-    return own, LoopOptions(schedules, off, decay)
+    return own, LoopOptions(schedules, off, decay, frozen)
+
+
+def _phase_step(options: dict[str, Any], name: str, loop_names: set[str]) -> int | None:
+    """The step a phase option names: a whole number >= 1 (G trains in the steps before it), or None."""
+    value = options.get(name) if name in loop_names else None
+    if value is None:
+        return None
+    steps = _number(value)
+    if steps is None or steps != int(steps) or steps < 1:
+        raise ConfigError(f"{name} must be a whole number of steps >= 1 (G trains in the steps before it), got "
+                          f"{value!r}; e.g. -o {name}=60000")
+    return int(steps)
 
 
 def _number(value: Any) -> float | None:

@@ -104,7 +104,7 @@ class SoloStep(Step):
         state.opt_d.step()
 
         fake_g = loss_g = None
-        if trains_g:
+        if trains_g and self.updates_g:  # a frozen G (generator_frozen_after) draws D's samples, and trains no more
             self.D.requires_grad_(False)
             fake_g = self._energies(self.G(state.noise()))
             loss_g = method.loss_g(fake_g)

@@ -52,9 +52,10 @@ def _logged(*sources: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]
 
 
 def check_packable(runs: list[PreparedRun]) -> None:
-    if any(run.config.labels is not None or run.loop_options.lr_decay_from is not None for run in runs):
-        raise ConfigError("semi-supervised runs (--labels) and lr_decay_from train alone for now: use --pack 1 "
-                          "(and --no-cuda-graphs on a GPU)")
+    if any(run.config.labels is not None or run.loop_options.lr_decay_from is not None
+           or run.loop_options.generator_frozen_after is not None for run in runs):
+        raise ConfigError("semi-supervised runs (--labels), lr_decay_from and generator_frozen_after train alone for "
+                          "now: use --pack 1 (and --no-cuda-graphs on a GPU)")
     if len({pack_key(run.config) for run in runs}) != 1:
         raise ConfigError("these runs differ in more than seed, float method options, learning rates, betas and "
                           "dropout; they cannot train as one pack (a sweep groups them with --pack auto)")

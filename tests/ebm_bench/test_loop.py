@@ -168,6 +168,8 @@ def test_schedules_and_phases_are_part_of_the_run_s_identity(mnist_root, tmp_pat
     ({"margin": 10.0, "margin_schedule": "linear:16:0:100"}, "disagree; give only the schedule"),
     ({"generator_off_after": 0}, "generator_off_after must be a whole number of steps >= 1"),
     ({"generator_off_after": "soon"}, "generator_off_after must be a whole number"),
+    ({"generator_frozen_after": 0}, "generator_frozen_after must be a whole number of steps >= 1"),
+    ({"generator_frozen_after": 2.5}, "generator_frozen_after must be a whole number"),
 ])
 def test_a_bad_schedule_or_phase_is_one_line_naming_the_fix(options, message):
     with pytest.raises(ConfigError, match=message) as error:
@@ -221,3 +223,21 @@ def test_a_diverged_run_s_row_reaches_on_log_and_its_counters_stop_alone_and_pac
                          dataclasses.replace(config, out=str(tmp_path / "packed"), seed=1, method_options={})])
     assert packed[0].status == "diverged" and packed[1].status == "finished" and packed[1].steps == 8
     assert (packed[0].steps, packed[0].generator_steps) == (alone.steps, alone.generator_steps) == (4, 4)
+
+
+def test_a_frozen_generator_still_draws_d_s_samples(mnist_root, tmp_path):
+    """generator_frozen_after=N: G trains in steps 0..N-1; from step N D trains on against that frozen G's samples
+    (the D at its optimum for a fixed G that the GAN critique reasons about)."""
+    frozen_at, options = 4, {"margin": 4.0, "generator_frozen_after": 4}
+    whole = train_one(tiny(mnist_root, tmp_path / "whole", options=options, checkpoint_every=frozen_at))
+    assert whole.generator_steps == frozen_at and whole.pretrain_steps == STEPS - frozen_at
+    frame = trajectory(whole)
+    assert frame["energy_fake_mean"].notna().all()  # D saw generated samples in every step
+    assert frame.loc[frame["step"] > frozen_at, "loss_g"].isna().all()  # ... and G trained in none after N
+    stopped = train_one(tiny(mnist_root, tmp_path / "short", options=options, budget=Budget("steps", frozen_at)))
+    end, at_n = checkpoint(whole), checkpoint(stopped)
+    weights = [k for k in at_n["generator"] if "running_" not in k and "num_batches" not in k]  # BN's statistics
+    assert weights and all(torch.equal(end["generator"][k], at_n["generator"][k]) for k in weights)  # as at step N
+    assert not all(torch.equal(end["discriminator"][k], at_n["discriminator"][k]) for k in at_n["discriminator"])
+    with pytest.raises(ConfigError, match="generator_frozen_after train alone for now: use --pack 1"):
+        train_pack([tiny(mnist_root, tmp_path / "pack", seed=s, options=options) for s in (0, 1)])

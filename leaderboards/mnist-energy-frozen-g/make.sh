@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# D at its optimum for a frozen G on MNIST (README.md, declared before the runs): the 2 x 2 at the freeze and at the
+# optimum, seeds 30-34, probed on 2,000 test digits, then the declared analysis.
+# Usage: EBM_BENCH_DATA=<folder with MNIST/raw> bash make.sh     train (resumes), probe, render
+#        bash make.sh --render                                   render from probe.csv and records/ only
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+runs=${RUNS:-/tmp/ebm-bench-mnist-energy-frozen-g}
+seeds=30,31,32,33,34
+freeze=3436
+if [[ "${1:-}" != "--render" ]]; then
+    for steps in $freeze $((2 * freeze)); do  # at the freeze, then at the optimum (D alone for as long again)
+        OMP_NUM_THREADS=1 ebm-bench sweep --methods gan,ebgan,ae-logistic,clf-hinge --seeds $seeds --steps $steps \
+            -o generator_frozen_after=$freeze --eval-every $freeze --threads 1 --workers 2 --pack 1 --out "$runs" \
+            --name frozen-g-$steps --no-plots
+    done
+    OMP_NUM_THREADS=2 ebm-bench probe "$runs" --out "$here/probe.csv" --n 2000
+    rm -rf "$here/records" && mkdir -p "$here/records"
+    tar -C "$runs" --exclude=checkpoint.pt --exclude=.lock --exclude='.cost-*' --exclude='plots-*' -cf - . \
+        | tar -C "$here/records" -xf -
+fi
+cd "$here"
+python analyse.py probe.csv records > analysis.md
