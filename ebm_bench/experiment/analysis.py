@@ -4,6 +4,7 @@ an effect size and its interval, the family's adjusted p-values, and `analysis.m
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,8 @@ def read_curve(run_dir: str | Path, metric: str) -> tuple[np.ndarray, np.ndarray
 
 def run_score(row: pd.Series, score: Score) -> float:
     """A finished run's score (time_to_threshold never reached: inf, the worst time)."""
+    if score.source == "table":
+        return _table_score(row, score)
     if score.source == "result":
         value = row.get(f"evaluation.{score.metric}")
         value = float(value) if value is not None else math.nan
@@ -135,6 +138,29 @@ def run_score(row: pd.Series, score: Score) -> float:
     if score.statistic == "time_to_threshold" and math.isnan(value):
         return math.inf
     return value
+
+
+@functools.cache
+def _score_table(path: str) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as err:
+        raise corrupt_file_error(Path(path), err) from None
+    if "run_id" not in table:
+        raise ConfigError(f"{path} has no run_id column; a score table has one row (or several) per run, by run_id")
+    return table
+
+
+def _table_score(row: pd.Series, score: Score) -> float:
+    """The mean of `score.metric` over the run's rows (by its folder's name, its run id) in the score table."""
+    table = _score_table(score.table)
+    if score.metric not in table:
+        raise ConfigError(f"{score.table} has no column {score.metric!r}; its columns: {', '.join(table.columns)}")
+    values = pd.to_numeric(table.loc[table["run_id"] == Path(row["run_dir"]).name, score.metric], errors="coerce")
+    if values.empty or values.isna().all():
+        raise ConfigError(f"{score.table} holds no {score.metric} of run {Path(row['run_dir']).name}; write the table "
+                          "from the spec's records")
+    return float(values.mean())
 
 
 def _worst(score: Score) -> float:

@@ -34,10 +34,12 @@ PILOT_KEYS = ("records",)
 # Where a run trains and where its data are belong to a machine, not to what an experiment declares
 MACHINE_SETTINGS = ("out", "data_root", "download", "device", "inception_weights")
 STATISTICS = ("final", "last_k_mean", "best", "auc", "drop", "time_to_threshold")
-SOURCES = ("result", "evaluation")  # result.json's end-of-run evaluation, or the last row of evaluation.csv
+# result.json's end-of-run evaluation, the last row of evaluation.csv, or a per-run table written beside the spec
+# (a probe's CSV: one or more rows per run_id; the run's score is the mean of its rows' `metric` column)
+SOURCES = ("result", "evaluation", "table")
 # evaluation.csv's scores (the quality over training that --eval-every writes)
 CURVE_METRICS = tuple(c for c in quality_columns() if c not in ("step", "wall_s", "eval_s", "n"))
-SCORE_KEYS = ("metric", "statistic", "source", "last_k", "threshold", "bounds", "diverged", "direction")
+SCORE_KEYS = ("metric", "statistic", "source", "last_k", "threshold", "bounds", "diverged", "direction", "table")
 DIVERGED = ("worst", "exclude")
 # The range of a score, for intervals that respect it (stats.bounded_interval); [score] bounds overrides
 METRIC_BOUNDS: dict[str, tuple[float | None, float | None]] = {
@@ -85,9 +87,11 @@ class Score:
     bounds: tuple[float | None, float | None] = (None, None)
     diverged: str = "worst"
     direction: str = "higher"  # of the statistic: which side is better
+    table: str | None = None  # source "table": the CSV (beside the spec) whose rows, by run_id, hold `metric`
 
     def describe(self) -> str:
         what = {"final": "the end-of-run evaluation (result.json)" if self.source == "result"
+                else f"the mean of the run's rows in {Path(self.table).name}" if self.source == "table"
                 else "the last evaluation over training (evaluation.csv)",
                 "last_k_mean": f"the mean of the last {self.last_k} evaluations (evaluation.csv)",
                 "best": "the best evaluation (evaluation.csv)",
@@ -397,6 +401,17 @@ def _score(spec: _Spec, table: dict[str, Any], base: Score | None, where: str) -
     same = base is not None and (metric, statistic) == (base.metric, base.statistic)
     source = spec.text(table.get("source", base.source if same else "result" if statistic == "final"
                                  else "evaluation"), f"{where} source", SOURCES)
+    table_path = None
+    if source == "table":
+        if statistic != "final" or "table" not in table:
+            raise spec.error(f"{where}: source \"table\" reads one value per run from a CSV beside the spec: give "
+                             "table = \"FILE.csv\" (rows with a run_id column) and no statistic")
+        table_path = spec.path.parent / spec.text(table["table"], f"{where} table")
+        if not table_path.is_file():
+            raise spec.error(f"{where} table {table_path} does not exist; write it first (e.g. `ebm-bench probe`)")
+        table_path = str(table_path)
+    elif "table" in table:
+        raise spec.error(f"{where} table is for source = \"table\"; remove it or set the source")
     if statistic != "final" and source != "evaluation":
         raise spec.error(f"{where}: statistic {statistic} is taken over the evaluations in evaluation.csv; drop "
                          "source or set source = \"evaluation\"")
@@ -439,7 +454,7 @@ def _score(spec: _Spec, table: dict[str, Any], base: Score | None, where: str) -
     else:
         bounds = (0.0, None) if statistic in ("drop", "time_to_threshold") else METRIC_BOUNDS.get(metric, (None, None))
     diverged = spec.text(table.get("diverged", base.diverged if base else "worst"), f"{where} diverged", DIVERGED)
-    return Score(metric, statistic, source, last_k, threshold, bounds, diverged, direction)
+    return Score(metric, statistic, source, last_k, threshold, bounds, diverged, direction, table_path)
 
 
 def _hypotheses(spec: _Spec, raw: Any, kind: str, experiment: Experiment) -> list[Hypothesis]:

@@ -680,3 +680,29 @@ def test_render_warns_of_declared_runs_without_a_record(tmp_path, capsys):
     assert main(["experiment", "render", str(path)]) == 0
     assert "warning: 8 of 9 declared runs have no record" in capsys.readouterr().err
     assert "9 declared, 1 recorded" in (tmp_path / "analysis.md").read_text()
+
+
+def test_a_score_may_come_from_a_per_run_table_beside_the_spec(tmp_path):
+    """source = "table": a probe's CSV (rows by run_id) scores each run by the mean of its rows' column; the test
+    then runs on those values as on any score."""
+    records = records_table(tmp_path)
+    rows = []
+    for _, run in records.iterrows():  # two rows per run; margin 2's runs rank corruptions best
+        margin, seed = run["config.method_options.margin"], run["config.seed"]
+        value = 0.9 if margin == 2.0 else 0.6
+        rows += [{"run_id": Path(run["run_dir"]).name, "auroc": value + 0.01 * seed + d} for d in (-0.05, 0.05)]
+    pd.DataFrame(rows).to_csv(tmp_path / "probe.csv", index=False)
+    table_score = '[score]\nmetric = "auroc"\nsource = "table"\ntable = "probe.csv"\ndirection = "higher"\n'
+    hypothesis = H1.replace('direction = "a < b"', 'direction = "a > b"')
+    experiment = load_experiment(write(tmp_path, RUNS + BUDGET + table_score + hypothesis))
+    (result,) = analyse(experiment, records).results
+    assert result.p == pytest.approx(0.05)  # 3 against 3, every margin-2 run above: 1 / C(6, 3)
+    assert "mean of the run's rows in probe.csv" in experiment.score.describe()
+    for text, message in [
+        (table_score.replace('table = "probe.csv"\n', ""), 'give table = "FILE.csv"'),
+        (table_score.replace("probe.csv", "nowhere.csv"), "nowhere.csv does not exist"),
+        (table_score.replace('direction = "higher"\n', ""), "has no better side; add direction"),
+        (SCORE + 'table = "probe.csv"\n', 'table is for source = "table"'),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_experiment(write(tmp_path, RUNS + BUDGET + text + hypothesis))
