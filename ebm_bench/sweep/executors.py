@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 from rich.console import Console
 
 from ebm_bench.config import RunConfig
-from ebm_bench.errors import ConfigError, EbmBenchError
+from ebm_bench.errors import ConfigError
 from ebm_bench.files import atomic_write_bytes, read_json, write_json
 from ebm_bench.record import CHECKPOINT, CONFIG, LOCK, RESULT, run_lock, RunLocked
 from ebm_bench.runs import existing_result, train_one, train_pack
@@ -81,8 +81,8 @@ class Progress:
 def run_pack_safely(configs: list[RunConfig], progress: Progress | None = None, raise_errors: bool = False,
                     restart: bool = False) -> list[Outcome]:
     """Train one pack (ebm_bench.pack; a pack of one trains alone); one outcome per config, in order. An
-    exception fails the pack's unfinished runs, and the sweep goes on; with `raise_errors` (`ebm-bench run`), an
-    error the user can act on (EbmBenchError, one line) stops it instead."""
+    exception fails the pack's unfinished runs, and the sweep goes on; with `raise_errors` (`ebm-bench run`, the
+    API) it propagates instead: a user's mistake as its one line, anything else as the bug it is."""
     progress = progress or Progress()
     try:
         if len(configs) == 1:
@@ -93,7 +93,7 @@ def run_pack_safely(configs: list[RunConfig], progress: Progress | None = None, 
     except RunLocked as err:  # another live process is writing it: its run, not a failure of this sweep
         return [Outcome(configs[0], "locked", err.run_id, error=str(err))]
     except Exception as err:  # noqa: BLE001 (one broken pack must not stop the sweep)
-        if raise_errors and isinstance(err, EbmBenchError):
+        if raise_errors:
             raise
         error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"
         return [Outcome(config, "failed", error=error) for config in configs]
@@ -134,7 +134,7 @@ def execute(packs: Sequence[Sequence[RunConfig]], executor: Local | Ray | None =
     """The one way runs train: each pack (a list of configs, `ebm_bench.pack.plan_packs`) on `executor` (default:
     in this process), `progress` hearing of each run; one outcome per run, in the order the packs end. A run that
     ended before is returned as recorded; one another process is writing is `locked`; one that raises is `failed`
-    and the others go on, unless `raise_errors` (a user's mistake then stops everything, in one line)."""
+    and the others go on, unless `raise_errors` (the error then stops everything: a user's mistake in one line)."""
     executor, progress = executor or Local(), progress or Progress()
     if isinstance(executor, Ray):
         return execute_ray(packs, executor.address, executor.cpus_per_run, executor.gpus_per_run,
