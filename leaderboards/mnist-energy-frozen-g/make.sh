@@ -25,4 +25,8 @@ if [[ "${1:-}" != "--render" ]]; then
         | tar -C "$here/records" -xf -
 fi
 cd "$here"
+if [[ ! -f probe.csv ]]; then
+    echo "mnist-energy-frozen-g: declared, not run yet (no probe.csv); EBM_BENCH_DATA=... bash make.sh trains it"
+    exit 0
+fi
 python analyse.py probe.csv records > analysis.md
