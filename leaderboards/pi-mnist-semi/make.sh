@@ -49,4 +49,5 @@ if [[ -d pilot/records ]]; then
     ebm-bench leaderboard pilot/records --format markdown --rank-by test_error \
         --metrics test_error,test_error.best,test_error.last_k_mean,fid_mnist > pilot/table.md
     ebm-bench leaderboard pilot/records --format csv --rank-by test_error --output pilot/table.csv
+    rm -rf pilot/plots && ebm-bench plot pilot/records --out pilot/plots --metrics test_error > /dev/null
 fi
