@@ -49,6 +49,9 @@ def resolve(config: RunConfig) -> Resolved:
     options, loop_options = split_options(config.method, config.method_options)
     method = make_method(config.method, options, config.dataset)  # the dataset's margin, ...
     method.check_budget(config.budget.expected_steps(config.batch_size))
+    if method.needs_labels and config.labels is None:
+        raise ConfigError(f"{config.method} trains on labelled images: give --labels N (e.g. --dataset pi-mnist "
+                          "--labels 1000)")
     image_size = config.image_size or spec.image_sizes[0]
     if image_size not in spec.image_sizes:
         raise ConfigError(f"{config.dataset} supports image sizes {spec.image_sizes}, not {image_size}")

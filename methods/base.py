@@ -60,6 +60,8 @@ class Method:
     replayable: ClassVar[bool] = False
     # The method's own optimiser defaults over the dataset's (e.g. {"lr_d": 5e-4}), used when a run names no optimiser
     optim_defaults: ClassVar[dict[str, float]] = {}
+    # True: the method trains on labelled images (a semi-supervised run, --labels N); a run without labels is refused
+    needs_labels: ClassVar[bool] = False
 
     def validate(self) -> None:
         """Raise ConfigError for option values the method cannot train with (called once options are set)."""

@@ -64,6 +64,7 @@ class Ladder(Method):
 
     name = "ladder"
     energy_model = "autoencoder"
+    needs_labels = True  # without labels it is a denoising auto-encoder, and its test error is chance
 
     reconstruction_weight: float = RECONSTRUCTION_WEIGHT
 

@@ -39,8 +39,8 @@ from ebm_bench.train import prepare
 SMALL = MLPConfig(n_layer_g=2, size_g=32, n_layer_d=3, size_d=32)  # nLayerD 3: a BatchNorm layer in D
 NO_BN_D = dataclasses.replace(SMALL, n_layer_d=2)  # G keeps its BatchNorm
 # the built-in methods (plug-ins that other test modules register during collection live elsewhere)
-METHODS = sorted(name for name, cls in ebm_bench.available_methods().items()
-                 if cls.__module__.startswith("ebm_bench.methods."))
+METHODS = sorted(name for name, cls in ebm_bench.available_methods().items()  # ... that train without labels
+                 if cls.__module__.startswith("ebm_bench.methods.") and not cls.needs_labels)
 STEPS = 50
 VARIED = {"ebgan": ({"margin": 2.0}, {"margin": 5.0}),  # method options of a pack's two runs; others: ({}, {})
           "ebgan-pt": ({"margin": 2.0}, {"margin": 3.0, "pt_weight": 0.2}),

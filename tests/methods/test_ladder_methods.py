@@ -96,3 +96,14 @@ def test_ebgan_ln_on_pi_mnist_trains_g_until_the_phase_and_d_alone_with_margin_0
     assert all(torch.equal(v, trainer.G.state_dict()[k]) for k, v in g_before.items())  # G frozen from step OFF
     assert (trainer.result.generator_steps, trainer.result.pretrain_steps) == (OFF, STEPS - OFF)
     assert run.config.optim.lr_d == 5e-4 and run.config.optim.lr_g == 2.5e-4 and run.config.optim.beta1 == 0.5
+
+
+def test_the_ladder_alone_needs_labels():
+    from ebm_bench import RunConfig
+    from ebm_bench.errors import ConfigError
+    from ebm_bench.resolve import resolve
+
+    with pytest.raises(ConfigError, match="ladder trains on labelled images: give --labels N"):
+        resolve(RunConfig(method="ladder", dataset="pi-mnist"))
+    assert resolve(RunConfig(method="ladder", dataset="pi-mnist", labels=1000, batch_size=100)).config.labels == 1000
+    assert resolve(RunConfig(method="ebgan-ln", dataset="pi-mnist")).config.labels is None  # EBGAN with a ladder D

@@ -25,7 +25,8 @@ from ebm_bench.datasets.loading import LoaderBatches, num_workers
 from ebm_bench.datasets.lsun import KeyTable, lmdb_keys, load_lsun_bedroom, load_lsun_bedroom_patches
 
 CPU = torch.device("cpu")
-METHODS = sorted(name for name in METHODS_REGISTRY.all() if not name.startswith("test-"))  # built-ins only
+METHODS = sorted(name for name, cls in METHODS_REGISTRY.all().items()  # built-ins that train without labels
+                 if not name.startswith("test-") and not cls.needs_labels)
 DATASET_NAMES = ["celeba", "lsun-bedroom", "lsun-bedroom-patches", "folder"]
 
 
